@@ -1,0 +1,1 @@
+"""agent_runner: the program run once per execution (agent loop, model providers, tools)."""
