@@ -102,6 +102,7 @@ class Engine:
             # read it: the database and the JWT secret are 0600 files owned by the supervisor.
             os.chmod(self.settings.data_dir, 0o711)
         os.chmod(self.workspaces, 0o711)
+        self._check_reachable()
         log.info("containment: %s (%s); runners run as %s", self.containment.name, self.containment_reason,
                  self.identity.name or f"uid {os.geteuid()}")
         self._tg = asyncio.TaskGroup()
@@ -109,6 +110,16 @@ class Engine:
         self._tg.create_task(self._monitor(), name="engine-monitor")
         self._tg.create_task(self.pool.run(), name="runner-pool")
         return self
+
+    def _check_reachable(self) -> None:
+        if self.identity.uid is None:
+            return
+        for part in [self.workspaces, *self.workspaces.parents]:
+            if not os.stat(part).st_mode & 0o001:
+                raise RuntimeError(
+                    f"the runner user {self.identity.name!r} cannot reach its workspaces: {part} is not "
+                    f"traversable by others (chmod o+x {part}, or choose another KAKOCLAW_STORAGE_PATH)"
+                )
 
     async def __aexit__(self, *exc: object) -> None:
         await self.shutdown()

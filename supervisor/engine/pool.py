@@ -40,7 +40,10 @@ class RunnerPool:
                 unit,
                 engine.identity,
                 cwd=engine.workspaces,
-                memory_rlimit=0 if memory_applied else engine.settings.runner_memory,
+                # RLIMIT_AS is a backstop at twice the limit (address space exceeds RSS); the
+                # monitor ends the execution when the unit's RSS passes the limit itself.
+                memory_rlimit=0 if memory_applied else 2 * engine.settings.runner_memory,
+                runner_args=engine.settings.runner_args,
             )
         except BaseException:
             unit.close()
