@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import secrets
 import sys
 import threading
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
 ALGORITHM = "HS256"
 SECRET_FILENAME = "jwt_secret"
 MIN_PASSWORD_LENGTH = 8
+USERNAME = re.compile(r"[^\s/\\]{1,64}")
 LOGIN_ATTEMPTS = 5
 LOGIN_WINDOW_S = 60.0
 
@@ -87,6 +89,16 @@ def check_new_password(password: object) -> str:
     if len(password) < MIN_PASSWORD_LENGTH:
         raise ValueError(f"password must be at least {MIN_PASSWORD_LENGTH} characters")
     return password
+
+
+def check_username(username: object) -> str:
+    """`username` if it is acceptable for a new user (1 to 64 characters, no whitespace or
+    slashes); ValueError with a message for the user if not."""
+    if not isinstance(username, str):
+        raise ValueError("username must be a string")
+    if not USERNAME.fullmatch(username):
+        raise ValueError("username must be 1 to 64 characters without spaces or slashes")
+    return username
 
 
 def generate_password() -> str:
@@ -311,18 +323,26 @@ class Authenticator:
 
 
 def bootstrap_admin(store: Store, settings: Settings, out: TextIO | None = None) -> str | None:
-    """On first start (no users at all), create `settings.web_username` as admin.
+    """On first start (no admin yet), create `settings.web_username` as admin.
 
     Its password is `settings.web_password`, or a random one printed once to `out`
-    (stderr by default). Returns the new admin's password, or None when users already
-    existed (nothing is changed then, even if KAKOCLAW_WEB_PASSWORD differs).
+    (stderr by default). Returns the new admin's password, or None when an admin already
+    existed (nothing is changed then, even if KAKOCLAW_WEB_PASSWORD differs). Users added
+    with `kakoclaw user add` before the first start do not prevent this, unless one of them
+    is an admin; if one of them already has the admin's name, it is left as it is (None).
     """
-    if store.count_users():
+    if store.count_admins():
         return None
     password = settings.web_password or generate_password()
     try:
         store.create_user(settings.web_username, hash_password(password), "admin")
-    except UsernameTaken:  # another process created it at the same moment
+    except UsernameTaken:  # the name is in use (or another process created it just now)
+        print(
+            f"No admin user exists and the name {settings.web_username!r} is taken: "
+            "create one with `kakoclaw user add <name> --role admin`.",
+            file=out or sys.stderr,
+            flush=True,
+        )
         return None
     if not settings.web_password:
         print(

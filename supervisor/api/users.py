@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-import re
-
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from ..auth import check_new_password, hash_password
+from ..auth import check_new_password, check_username, hash_password
 from ..store import ROLES, LastAdmin, Store, UsernameTaken
 from .deps import require_admin
 from .errors import error_response, read_json, str_field
-
-USERNAME = re.compile(r"[^\s/\\]{1,64}")
 
 
 def _role(value: str | None) -> str | None:
@@ -99,8 +95,10 @@ async def create_user(request: Request) -> JSONResponse:
     username = str_field(body, "username")
     password = _password(str_field(body, "password"))
     role = _role(str_field(body, "role", required=False, default="user"))
-    if not USERNAME.fullmatch(username):
-        raise HTTPException(400, "username must be 1 to 64 characters without spaces or slashes")
+    try:
+        check_username(username)
+    except ValueError as exc:
+        raise HTTPException(400, str(exc)) from None
     store: Store = request.app.state.store
     if store.get_user_by_name(username) is not None:
         return error_response(409, f"user {username!r} already exists")

@@ -20,6 +20,7 @@ from supervisor.auth import (
     RateLimited,
     bootstrap_admin,
     check_new_password,
+    check_username,
     decode_token,
     encode_token,
     hash_password,
@@ -69,6 +70,13 @@ def test_password_hash_is_argon2id_and_verifies():
     assert not verify_password(h, "wrong horse")
     assert not verify_password("not a hash", "correct horse")
     assert hash_password("correct horse") != h  # salted
+
+
+def test_username_rules():
+    assert check_username("bob@example.org") == "bob@example.org"
+    for bad in ("", "a b", "a/b", "a\\b", "x" * 65, "tab\t", 7):
+        with pytest.raises(ValueError):
+            check_username(bad)
 
 
 def test_new_password_rules():
@@ -284,7 +292,22 @@ def test_bootstrap_admin_uses_configured_credentials_without_printing(store, tmp
     assert boss.role == "admin" and verify_password(boss.password_hash, "configured pw")
 
 
-def test_bootstrap_admin_leaves_existing_users_alone(store, tmp_path, user):
+def test_bootstrap_admin_leaves_an_existing_admin_alone(store, tmp_path):
+    store.create_user("chief", hash_password("chief password"), "admin")
     settings = load_settings({"KAKOCLAW_WEB_PASSWORD": "configured pw"}, storage_path=str(tmp_path))
     assert bootstrap_admin(store, settings, io.StringIO()) is None
     assert store.get_user_by_name("admin") is None
+
+
+def test_bootstrap_admin_when_only_plain_users_exist(store, tmp_path, user):
+    # e.g. `kakoclaw user add alice` ran before the first start
+    settings = load_settings({}, storage_path=str(tmp_path))
+    assert bootstrap_admin(store, settings, io.StringIO())
+    assert store.get_user_by_name("admin").role == "admin"
+    taken = load_settings({"KAKOCLAW_WEB_USERNAME": "alice"}, storage_path=str(tmp_path))
+    other = Store.open(tmp_path / "other")
+    other.create_user("alice", "h", "user")
+    out = io.StringIO()
+    assert bootstrap_admin(other, taken, out) is None
+    assert "kakoclaw user add" in out.getvalue() and other.get_user_by_name("alice").role == "user"
+    other.close()
