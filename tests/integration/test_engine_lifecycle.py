@@ -1,0 +1,70 @@
+"""Shutdown interrupts everything; a restart after a SIGKILLed supervisor kills what it left."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+
+from tests.engine_helpers import ROOT, request, run, settings_for, survivors, wait_for, with_engine
+
+SCRIPT = ROOT / "tests" / "fakes" / "engine_host.py"
+
+
+def _start_host(data_dir, mode, token: str, count: int = 3) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(
+        [sys.executable, str(SCRIPT), str(data_dir), mode, token, str(count)],
+        stdout=subprocess.PIPE, env=env, text=True,
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    assert line.strip() == "ready", line
+    deadline = time.monotonic() + 20
+    while len(survivors(f"sleep {token}")) < count and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert len(survivors(f"sleep {token}")) >= count
+    return proc
+
+
+def test_shutdown_cancels_every_execution_as_interrupted(data_dir, mode):
+    async def body(engine, hub):
+        exs = [engine.submit(request(f"s{i}", "/sleep 30")) for i in range(3)]
+        await wait_for(lambda: all(ex.reply.text for ex in exs))
+        return exs
+
+    exs = run(with_engine(settings_for(data_dir, mode), body))  # leaving the block shuts down
+    assert [ex.state.value for ex in exs] == ["interrupted"] * 3
+    assert all(ex.error == "supervisor shut down" for ex in exs)
+
+
+def test_sigterm_to_a_supervisor_process_leaves_nothing(data_dir, mode):
+    token = f"{2000 + uuid.uuid4().int % 10**6 / 1000:.3f}"
+    host = _start_host(data_dir, mode, token)
+    host.send_signal(signal.SIGTERM)
+    out, _ = host.communicate(timeout=30)
+    assert host.returncode == 0
+    assert out.count("interrupted") == 3
+    assert survivors(f"sleep {token}") == []
+
+
+def test_restart_after_sigkill_reconciles(data_dir, mode):
+    token = f"{3000 + uuid.uuid4().int % 10**6 / 1000:.3f}"
+    host = _start_host(data_dir, mode, token)
+    host.kill()
+    host.wait()
+    time.sleep(0.5)
+    assert survivors(f"sleep {token}"), "the SIGKILLed supervisor's tools should still be running"
+
+    async def body(engine, hub):
+        return engine.reconciled
+
+    reconciled = run(with_engine(settings_for(data_dir, mode), body))
+    assert reconciled
+    deadline = time.monotonic() + 5
+    while survivors(f"sleep {token}") and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert survivors(f"sleep {token}") == []
