@@ -23,7 +23,7 @@ export default defineConfig({
     },
   },
   test: {
-    environment: 'happy-dom',
+    environment: 'jsdom',
     include: ['tests/**/*.test.js'],
     restoreMocks: true,
   },

@@ -1,14 +1,15 @@
 // Browser notifications for runs that end while their chat is not on screen.
 import { ref } from 'vue'
 
-const supported = typeof window !== 'undefined' && 'Notification' in window
+const isSupported = () => typeof window !== 'undefined' && 'Notification' in window
+const supported = isSupported()
 const permission = ref(supported ? window.Notification.permission : 'unsupported')
 const notified = new Set()
 const NOTIFIED_LIMIT = 500
 
 export function useNotifications() {
   async function requestPermission() {
-    if (!supported) return 'unsupported'
+    if (!isSupported()) return 'unsupported'
     try {
       permission.value = await window.Notification.requestPermission()
     } catch {
@@ -25,7 +26,7 @@ export function useNotifications() {
     if (!executionId || notified.has(executionId)) return false
     notified.add(executionId)
     if (notified.size > NOTIFIED_LIMIT) notified.delete(notified.values().next().value)
-    if (!supported || !enabled || onScreen) return false
+    if (!isSupported() || !enabled || onScreen) return false
     if (window.Notification.permission !== 'granted') return false
     const ended = state && state !== 'completed' ? ` (${String(state).replace('_', ' ')})` : ''
     try {
