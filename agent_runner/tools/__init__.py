@@ -4,11 +4,24 @@ from __future__ import annotations
 
 from .base import Tool, ToolContext, ToolError, schema_of
 from .exec import ExecTool
+from .files import AppendFileTool, EditFileTool, ListDirTool, ReadFileTool, WriteFileTool
+from .web import WebFetchTool
 
 
 def all_tools() -> dict[str, Tool]:
-    tools: list[Tool] = [ExecTool()]
+    tools: list[Tool] = [
+        ExecTool(),
+        ReadFileTool(),
+        WriteFileTool(),
+        EditFileTool(),
+        AppendFileTool(),
+        ListDirTool(),
+        WebFetchTool(),
+    ]
     return {t.name: t for t in tools}
+
+
+TOOL_NAMES = tuple(all_tools())
 
 
 def select_tools(names: list[str]) -> dict[str, Tool]:
@@ -17,4 +30,4 @@ def select_tools(names: list[str]) -> dict[str, Tool]:
     return {n: available[n] for n in names if n in available}
 
 
-__all__ = ["Tool", "ToolContext", "ToolError", "all_tools", "schema_of", "select_tools"]
+__all__ = ["TOOL_NAMES", "Tool", "ToolContext", "ToolError", "all_tools", "schema_of", "select_tools"]
