@@ -112,7 +112,10 @@ def error_reply(status: int, message: str, *, code: str | None = None, headers: 
 
 
 def slow_reply(count: int, interval_s: float, word: str = "tick") -> Reply:
-    return text_reply("".join(f"{word}{i} " for i in range(count)), pieces=count, delay_s=interval_s)
+    """One delta "tick<i> " every interval_s."""
+    events: list[dict | str] = [delta(content=f"{word}{i} ") for i in range(count)]
+    return Reply(events=events + [delta(finish="stop")], delay_s=interval_s,
+                 usage={"prompt_tokens": 1, "completion_tokens": count, "total_tokens": count + 1})
 
 
 class FakeOpenAI(LoopbackServer):
