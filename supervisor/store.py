@@ -518,10 +518,7 @@ class Store:
                 if msg["tool_call_id"] not in pending:
                     continue
                 pending.remove(msg["tool_call_id"])
-                entry: dict[str, Any] = {"role": "tool", "tool_call_id": msg["tool_call_id"], "content": content}
-                if msg["name"]:
-                    entry["name"] = msg["name"]
-                history.append(entry)
+                history.append({"role": "tool", "tool_call_id": msg["tool_call_id"], "content": content})
                 continue
             close_pending()
             if role == "user":

@@ -194,7 +194,7 @@ def test_history_for_model_is_a_valid_openai_conversation(store, alice):
     assert store.history_for_model("s") == [
         {"role": "user", "content": "/shell ls"},
         {"role": "assistant", "content": None, "tool_calls": [call("c1")]},
-        {"role": "tool", "tool_call_id": "c1", "content": "file.txt", "name": "exec"},
+        {"role": "tool", "tool_call_id": "c1", "content": "file.txt"},
         {"role": "assistant", "content": "There is one file."},
         {"role": "user", "content": "again"},
         {"role": "user", "content": "two tools"},
