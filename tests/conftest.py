@@ -32,3 +32,31 @@ def data_dir():
     os.chmod(path, 0o711)
     yield path
     shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def start_server():
+    """Factory: start_server(**env) -> a running Server (stopped and removed afterwards)."""
+    from tests.server_helpers import Server, cleanup, free_port, new_data_dir
+
+    started = []
+
+    def factory(data_dir=None, **env):
+        server = Server(data_dir or new_data_dir(), free_port(), {f"KAKOCLAW_{k.upper()}": str(v) for k, v in env.items()})
+        started.append(server)
+        return server.start()
+
+    yield factory
+    for server in started:
+        cleanup(server)
+
+
+@pytest.fixture
+def server(start_server):
+    """A running server with the offline model; admin password in tests.server_helpers."""
+    return start_server()
+
+
+@pytest.fixture
+def admin_token(server):
+    return server.login()

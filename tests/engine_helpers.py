@@ -37,9 +37,10 @@ async def collect(hub: Hub, session: str, until_ready: int = 1, timeout: float =
     try:
         async with asyncio.timeout(timeout):
             while seen < until_ready:
-                ev = json.loads(await sub.get())
-                events.append(ev)
-                seen += ev["type"] == "ready"
+                for frame in await sub.next_batch():
+                    ev = json.loads(frame)
+                    events.append(ev)
+                    seen += ev["type"] == "ready"
     finally:
         sub.close()
     return events

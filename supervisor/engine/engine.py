@@ -172,7 +172,7 @@ class Engine:
         self.hub.begin(ex.session_id, ex.id)
         if request.user_message is not None:
             self._publish(ex, {"type": "message", "role": "user", "content": request.user_message})
-        self.observer.on_state(ex)
+        self._notify(self.observer.on_state, ex)
         self._tg.create_task(self._drive(ex, admitted), name=f"execution {ex.id}")
         return ex
 
@@ -193,13 +193,21 @@ class Engine:
     def _publish(self, ex: Execution, event: dict) -> None:
         self.hub.publish(ex.session_id, ex.id, event)
 
-    def _execution_event(self, ex: Execution, **extra: object) -> None:
+    def _execution_event(self, ex: Execution, notify: bool = True, **extra: object) -> None:
         event: dict = {"type": "execution", "state": ex.state.value}
         if ex.pid is not None:
             event["pid"] = ex.pid
         event.update({k: v for k, v in extra.items() if v is not None})
         self._publish(ex, event)
-        self.observer.on_state(ex)
+        if notify:
+            self._notify(self.observer.on_state, ex)
+
+    def _notify(self, callback, ex: Execution) -> None:
+        # The observer (persistence) failing must never take the engine down with it.
+        try:
+            callback(ex)
+        except Exception:
+            log.exception("observer failed on execution %s", ex.id)
 
     async def _drive(self, ex: Execution, admitted: asyncio.Future) -> None:
         runner: RunnerProcess | None = None
@@ -245,7 +253,11 @@ class Engine:
             if runner is not None:
                 self.pool.discard(runner)
                 self._reap_orphans()
-            self._finish(ex)
+            try:
+                self._finish(ex)
+            except Exception:
+                log.exception("finishing execution %s failed", ex.id)
+                ex.done.set()
 
     def _job_spec(self, ex: Execution) -> JobSpec:
         req = ex.request
@@ -310,7 +322,9 @@ class Engine:
         assert stream is not None
         framer = LineFramer(self.settings.runner_line_limit)
         limit = (ex.request.limits.output_bytes if ex.request.limits else self.settings.runner_output_bytes)
-        while chunk := await stream.read(256 * 1024):
+        while chunk := await stream.read(64 * 1024):
+            # read() does not yield while data is buffered: give subscribers a turn per chunk.
+            await asyncio.sleep(0)
             ex.output_bytes += len(chunk)
             if ex.output_bytes > limit:
                 if ex.stop is None:
@@ -403,11 +417,8 @@ class Engine:
         self.finished[ex.id] = ex
         while len(self.finished) > FINISHED_KEPT:
             self.finished.popitem(last=False)
-        try:
-            self.observer.on_finished(ex)
-        except Exception:
-            log.exception("observer failed to record execution %s", ex.id)
-        self._execution_event(ex, exit_code=ex.exit_code, signal=ex.signal, error=ex.error)
+        self._notify(self.observer.on_finished, ex)
+        self._execution_event(ex, notify=False, exit_code=ex.exit_code, signal=ex.signal, error=ex.error)
         end: dict = {"type": "stream_end", "content": ex.reply.content, "state": ex.state.value}
         if ex.state is not State.COMPLETED:
             end["error"] = ex.error or ex.state.value

@@ -31,6 +31,7 @@ class ExecutionRequest:
     workspace: str | None = None
     priority: int = 0
     user_message: str | None = None  # echoed to the session's subscribers when it starts
+    user_id: int | None = None
 
 
 @dataclass
