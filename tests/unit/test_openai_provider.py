@@ -328,11 +328,10 @@ def test_connection_refused_names_the_base_url():
 
 
 def test_read_timeout(fake):
-    fake.push(Reply(events=[delta(content="late")], delay_s=3.0))
-    start = time.monotonic()
+    fake.push(Reply(events=[delta(content="late")], delay_s=5.0))
     message, deltas = failing_turn(make(fake.base_url, timeout_s=0.5))
     assert deltas == [] and "read timeout" in message and "0.5 s" in message
-    assert time.monotonic() - start < 2.9
+    assert len(fake.requests) == 1  # a silent server is not asked again
 
 
 def test_configuration_errors():
