@@ -31,7 +31,8 @@ watch(
     else {
       runtime.stop()
       if (was !== undefined && router.currentRoute.value.name !== 'login') {
-        const redirect = router.currentRoute.value.fullPath
+        // After an expiry, come back to the same page; after choosing to sign out, start afresh.
+        const redirect = auth.signedOutByUser ? null : router.currentRoute.value.fullPath
         router.replace({ name: 'login', query: redirect && redirect !== '/chat' ? { redirect } : {} })
       }
     }

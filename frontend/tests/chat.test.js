@@ -111,7 +111,7 @@ describe('chat store', () => {
     const reply = conv(chat).messages[1]
     expect(reply.state).toBe('canceled')
     expect(reply.error).toBe('Execution canceled by user')
-    expect(reply.parts[0].status).toBe('error')
+    expect(reply.parts[0].status).toBe('stopped')
     expect(chat.isRunning(SID)).toBe(false)
   })
 
@@ -164,6 +164,42 @@ describe('chat store', () => {
     expect(messageText(msgs[1])).toBe('tick 1 tick 2 tick 3 Slept 3 s.')
   })
 
+  it('a replay drops the stored copy of its own run (matched by execution id)', async () => {
+    const { chat, ws } = await setup([
+      { id: 1, role: 'user', content: 'first' },
+      { id: 2, role: 'assistant', content: 'reply one', state: 'completed', execution_id: 'e0' },
+      { id: 3, role: 'user', content: '/shell ls' },
+      { id: 4, role: 'assistant', content: '', execution_id: 'e1', tool_calls: [{ id: 'c1', type: 'function', function: { name: 'exec', arguments: '{}' } }] },
+      { id: 5, role: 'tool', tool_call_id: 'c1', name: 'exec', content: 'a', execution_id: 'e1' },
+      { id: 6, role: 'assistant', content: 'Tool result: a', state: 'completed', execution_id: 'e1' },
+    ])
+    await chat.open(SID)
+    ws.serverSend(envelope('message', 1, { role: 'user', content: '/shell ls' }, SID, 'e1'))
+    ws.serverSend(envelope('stream_start', 2, {}, SID, 'e1'))
+    ws.serverSend(envelope('tool_call', 3, { call_id: 'c1', name: 'exec', args: {}, status: 'started' }, SID, 'e1'))
+    ws.serverSend(envelope('tool_call', 4, { call_id: 'c1', name: 'exec', args: {}, result: 'a', status: 'finished' }, SID, 'e1'))
+    ws.serverSend(envelope('stream', 5, { content: 'Tool result: a' }, SID, 'e1'))
+    ws.serverSend(envelope('stream_end', 6, { content: 'Tool result: a', state: 'completed' }, SID, 'e1'))
+    expect(conv(chat).messages.map((m) => m.role)).toEqual(['user', 'assistant', 'user', 'assistant'])
+    expect(assistantTexts(chat)).toEqual(['reply one', 'Tool result: a'])
+    expect(conv(chat).messages[3].parts.filter((p) => p.kind === 'tool')).toHaveLength(1)
+  })
+
+  it('resumes after the history\'s own resume point when the server gives one', async () => {
+    const { chat, ws } = await setup([{ id: 1, role: 'user', content: '/sleep 6' }], {
+      [`GET /api/v1/chat/sessions/${encodeURIComponent(SID)}`]: () => [200, { messages: [{ id: 1, role: 'user', content: '/sleep 6' }], last_seq: 1000 }],
+    })
+    await chat.open(SID)
+    expect(ws.sentOfType('subscribe')).toEqual([{ type: 'subscribe', session_id: SID, after_seq: 1000 }])
+    ws.serverSend({ type: 'subscribed', session_id: SID, seq: 1004 })
+    ws.serverSend(envelope('message', 1001, { role: 'user', content: '/sleep 6' }, SID))
+    ws.serverSend(envelope('stream_start', 1002, {}, SID))
+    ws.serverSend(envelope('stream', 1003, { content: 'tick 1 ' }, SID))
+    ws.serverSend(envelope('stream', 1004, { content: 'tick 2 ' }, SID))
+    expect(conv(chat).messages.map((m) => m.role)).toEqual(['user', 'assistant'])
+    expect(assistantTexts(chat)).toEqual(['tick 1 tick 2 '])
+  })
+
   it('a dropped connection resumes with after_seq and misses nothing', async () => {
     vi.useFakeTimers()
     const { chat, socket, ws } = await setup()
@@ -208,6 +244,25 @@ describe('chat store', () => {
     ws.serverSend({ type: 'resync', session_id: SID })
     await flush()
     expect(ws.sentOfType('subscribe').at(-1)).toEqual({ type: 'subscribe', session_id: SID })
+  })
+
+  it('stored replies that did not complete get their reason from the execution records', async () => {
+    const { chat, api } = await setup(
+      [
+        { id: 1, role: 'user', content: '/fail down' },
+        { id: 2, role: 'assistant', content: '', state: 'failed', execution_id: 'e1' },
+        { id: 3, role: 'user', content: '/crash' },
+        { id: 4, role: 'assistant', content: '', state: 'failed', execution_id: 'e2' },
+      ],
+      {
+        'GET /api/v1/executions': () => [200, { executions: [{ id: 'e1', state: 'failed', error: 'model error: down' }, { id: 'e2', state: 'failed', exit_code: 3 }], total: 2 }],
+      },
+    )
+    await chat.open(SID)
+    await flush()
+    expect(api.calls.find((c) => c.path === '/api/v1/executions').query).toEqual({ session_id: SID, limit: '200' })
+    const replies = conv(chat).messages.filter((m) => m.role === 'assistant')
+    expect(replies.map((m) => m.error)).toEqual(['model error: down', 'Exited with status 3'])
   })
 
   it('session_busy removes the unsent message and says why', async () => {

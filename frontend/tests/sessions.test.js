@@ -45,16 +45,25 @@ describe('sessions store', () => {
     expect(s.list.map((x) => x.session_id)).toEqual(['web:chat:new'])
   })
 
-  it('renames a draft locally (the server does not know it yet) and deletes', async () => {
+  it('renames a draft the server does not know locally, and deletes', async () => {
     const s = useSessionsStore()
     const id = s.create()
     await s.rename(id, 'Draft title')
-    expect(fake.calls.filter((c) => c.method === 'PATCH')).toHaveLength(0)
+    expect(fake.calls.filter((c) => c.method === 'PATCH')).toHaveLength(1) // answered 404
     expect(sessionTitle(s.byId(id))).toBe('Draft title')
     await s.refresh()
     await s.remove('web:chat:old')
     expect(fake.calls.some((c) => c.method === 'DELETE')).toBe(true)
     expect(s.byId('web:chat:old')).toBe(null)
+  })
+
+  it('renames a just-used draft on the server (the list has not caught up yet)', async () => {
+    const s = useSessionsStore()
+    const id = s.create()
+    fake.routes[`PATCH /api/v1/chat/sessions/${encodeURIComponent(id)}`] = ({ body }) => [200, { session_id: id, ...body }]
+    await s.rename(id, 'Server title')
+    expect(fake.calls.filter((c) => c.method === 'PATCH').map((c) => c.body)).toEqual([{ title: 'Server title' }])
+    expect(sessionTitle(s.byId(id))).toBe('Server title')
   })
 
   it('titles fall back to the last message, then to "New chat"', () => {

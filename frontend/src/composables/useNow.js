@@ -1,4 +1,4 @@
-// A clock that ticks once a second while some component uses it (live durations).
+// A clock that ticks twice a second while some component uses it (live durations).
 import { onBeforeUnmount, onMounted, ref } from 'vue'
 
 const now = ref(Date.now())
@@ -8,7 +8,8 @@ let timer = null
 export function useNow() {
   onMounted(() => {
     users += 1
-    if (!timer) timer = setInterval(() => (now.value = Date.now()), 1000)
+    now.value = Date.now()
+    if (!timer) timer = setInterval(() => (now.value = Date.now()), 500)
   })
   onBeforeUnmount(() => {
     users -= 1

@@ -63,8 +63,9 @@ export function parseDurationField(value) {
   return matched ? total : null
 }
 
-export function shortId(id, length = 8) {
+/** Execution ids start with their session id; the end is what tells them apart. */
+export function executionTail(id, length = 8) {
   if (!id) return ''
   const s = String(id)
-  return s.length > length ? s.slice(0, length) : s
+  return s.length > length ? `…${s.slice(-length)}` : s
 }

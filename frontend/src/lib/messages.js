@@ -118,7 +118,7 @@ export function finishStream(msg, { content, error, canceled, state }) {
     else msg.parts.push({ kind: 'text', text: content })
   }
   for (const part of msg.parts) {
-    if (part.kind === 'tool' && part.status === 'started' && (canceled || error)) part.status = 'error'
+    if (part.kind === 'tool' && part.status === 'started') part.status = canceled ? 'stopped' : 'error'
   }
   msg.state = state || (canceled ? 'canceled' : error ? 'failed' : 'completed')
   msg.error = error || null
@@ -135,10 +135,12 @@ export function historyToDisplay(records) {
     }
     if (r.role === 'assistant') {
       let target = out[out.length - 1]
-      if (!target || target.role !== 'assistant' || target.closed) {
-        target = assistantMessage({ id: r.id, fromHistory: true, createdAt: r.created_at })
+      const otherRun = target && r.execution_id && target.executionId && target.executionId !== r.execution_id
+      if (!target || target.role !== 'assistant' || target.closed || otherRun) {
+        target = assistantMessage({ id: r.id, fromHistory: true, createdAt: r.created_at, executionId: r.execution_id ?? null })
         out.push(target)
       }
+      if (!target.executionId && r.execution_id) target.executionId = r.execution_id
       const toolCalls = Array.isArray(r.tool_calls) ? r.tool_calls : []
       if (typeof r.content === 'string' && r.content) {
         const last = target.parts[target.parts.length - 1]
@@ -160,7 +162,7 @@ export function historyToDisplay(records) {
       if (!card) {
         let target = out[out.length - 1]
         if (!target || target.role !== 'assistant' || target.closed) {
-          target = assistantMessage({ id: r.id, fromHistory: true, createdAt: r.created_at })
+          target = assistantMessage({ id: r.id, fromHistory: true, createdAt: r.created_at, executionId: r.execution_id ?? null })
           out.push(target)
         }
         card = toolCard({ callId: r.tool_call_id, name: r.name || 'tool', status: 'unknown' })

@@ -22,6 +22,7 @@ export const useAuthStore = defineStore('auth', () => {
   const expiresAt = ref(null) // epoch ms
   const user = ref(null) // {username, role}
   const notice = ref('') // why the last sign-out happened, shown on the login view
+  const signedOutByUser = ref(false) // the user chose to sign out (then there is no page to return to)
   const now = ref(Date.now())
   let expiryTimer = null
   const logoutListeners = new Set()
@@ -108,8 +109,9 @@ export const useAuthStore = defineStore('auth', () => {
     return data
   }
 
-  function logout(reason = '') {
+  function logout(reason = '', { byUser = false } = {}) {
     const was = !!token.value
+    signedOutByUser.value = byUser
     clearTimeout(expiryTimer)
     expiryTimer = null
     token.value = null
@@ -152,6 +154,7 @@ export const useAuthStore = defineStore('auth', () => {
     expiresAt,
     user,
     notice,
+    signedOutByUser,
     isAuthenticated,
     isAdmin,
     restore,

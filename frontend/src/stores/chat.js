@@ -15,7 +15,7 @@ import {
   upsertToolCall,
   userMessage,
 } from '@/lib/messages.js'
-import { isTerminal, RUNNING_STATES } from '@/lib/executionStates.js'
+import { isAbnormalEnd, isTerminal, RUNNING_STATES } from '@/lib/executionStates.js'
 import { useSocketStore } from './socket.js'
 import { useToastStore } from './toasts.js'
 import { useSessionsStore } from './sessions.js'
@@ -66,15 +66,23 @@ export const useChatStore = defineStore('chat', () => {
     return load(sessionId, null)
   }
 
-  /** (Re)loads the history over HTTP, then subscribes: with afterSeq to resume, without for a replay. */
+  /**
+   * (Re)loads the history over HTTP, then subscribes: after afterSeq (a resync's seq), else
+   * after the history's own resume point, else without after_seq (the server then replays
+   * the running execution, and the events it repeats from the history are recognised).
+   */
   function load(sessionId, afterSeq = null) {
     const c = conversation(sessionId)
     c.status = 'loading'
     c.loadPromise = (async () => {
       let records = []
+      let resumeAfter = afterSeq
       try {
         const data = await api.getSession(sessionId)
         records = Array.isArray(data?.messages) ? data.messages : []
+        // The server may say where its live events pick up from this history (just before
+        // a running execution's first event): resuming there leaves no gap and no overlap.
+        if (resumeAfter === null && typeof data?.last_seq === 'number' && data.last_seq > 0) resumeAfter = data.last_seq
       } catch (err) {
         if (!(err instanceof ApiError && err.status === 404)) {
           c.status = 'error'
@@ -88,9 +96,31 @@ export const useChatStore = defineStore('chat', () => {
       c.executionId = null
       c.error = ''
       c.status = 'ready'
-      socket.subscribe(sessionId, afterSeq)
+      socket.subscribe(sessionId, resumeAfter)
+      explainStoredEnds(c)
     })()
     return c.loadPromise
+  }
+
+  /**
+   * Stored replies keep their end state but not why; the execution records say why
+   * (the model's error, the exit status). Fills that in for replies that did not complete.
+   */
+  async function explainStoredEnds(c) {
+    const unexplained = c.messages.filter((m) => m.fromHistory && m.executionId && isAbnormalEnd(m.state) && !m.error)
+    if (!unexplained.length) return
+    try {
+      const data = await api.executions({ session_id: c.sessionId, limit: 200 })
+      const byId = new Map((data?.executions || []).map((e) => [e.id, e]))
+      for (const m of unexplained) {
+        const rec = byId.get(m.executionId)
+        if (rec?.error && rec.error !== m.state) m.error = rec.error
+        else if (rec?.signal) m.error = `Ended by signal ${rec.signal}`
+        else if (rec?.exit_code !== null && rec?.exit_code !== undefined && rec.exit_code !== 0) m.error = `Exited with status ${rec.exit_code}`
+      }
+    } catch {
+      /* the state alone is still shown */
+    }
   }
 
   function findLive(c, executionId) {
@@ -106,9 +136,14 @@ export const useChatStore = defineStore('chat', () => {
     if (live) return live
     // The history may hold what this run already stored (tool calls, or all of it when the
     // run ended just before the replay): the replay rebuilds it, so drop the stored copy.
-    const start = indexAfterLastUser(c.messages)
-    const trailing = c.messages.slice(start)
-    if (trailing.length && trailing.every((m) => m.fromHistory && m.role === 'assistant')) c.messages.splice(start)
+    const stored = (m) => m.fromHistory && m.role === 'assistant'
+    if (ev.execution_id && c.messages.some((m) => stored(m) && m.executionId === ev.execution_id)) {
+      c.messages = c.messages.filter((m) => !(stored(m) && m.executionId === ev.execution_id))
+    } else {
+      const start = indexAfterLastUser(c.messages)
+      const trailing = c.messages.slice(start)
+      if (trailing.length && trailing.every((m) => stored(m) && !m.executionId)) c.messages.splice(start)
+    }
     live = assistantMessage({ executionId: ev.execution_id ?? null, streaming: true })
     live.seq = ev.seq ?? null
     c.messages.push(live)
@@ -132,7 +167,10 @@ export const useChatStore = defineStore('chat', () => {
     // A replay may start with the echo of a message the history already holds.
     const idx = indexAfterLastUser(c.messages) - 1
     const lastUser = idx >= 0 ? c.messages[idx] : null
-    const closedAfter = c.messages.slice(idx + 1).some((m) => m.role === 'assistant' && (m.closed || !m.fromHistory))
+    // (A reply after it settles that it was answered, unless that reply is this same run's.)
+    const closedAfter = c.messages
+      .slice(idx + 1)
+      .some((m) => m.role === 'assistant' && (m.closed || !m.fromHistory) && !(ev.execution_id && m.executionId === ev.execution_id))
     if (lastUser && lastUser.fromHistory && lastUser.text === text && !closedAfter && lastUser.seq == null) {
       lastUser.seq = ev.seq ?? null
       return

@@ -73,24 +73,30 @@ export const useSessionsStore = defineStore('sessions', () => {
     refreshSoon()
   }
 
-  async function rename(id, title) {
-    const draft = drafts.value.find((d) => d.session_id === id)
-    if (draft && !sessions.value.some((s) => s.session_id === id)) {
-      draft.title = title
-      return
+  const isDraft = (id) => drafts.value.some((d) => d.session_id === id) && !sessions.value.some((s) => s.session_id === id)
+
+  /** PATCH; a draft the server does not know yet (404) is changed here only. */
+  async function patch(id, body) {
+    try {
+      await api.updateSession(id, body)
+      return true
+    } catch (err) {
+      if (err instanceof ApiError && err.status === 404 && isDraft(id)) return false
+      throw err
     }
-    await api.updateSession(id, { title })
-    const s = sessions.value.find((x) => x.session_id === id)
-    if (s) s.title = title
+  }
+
+  async function rename(id, title) {
+    await patch(id, { title })
+    for (const s of [...sessions.value, ...drafts.value]) if (s.session_id === id) s.title = title
+    if (isDraft(id)) refreshSoon()
   }
 
   async function setArchived(id, archived) {
-    if (drafts.value.some((d) => d.session_id === id) && !sessions.value.some((s) => s.session_id === id)) {
-      drafts.value = drafts.value.filter((d) => d.session_id !== id)
-      return
-    }
-    await api.updateSession(id, { archived })
+    const known = await patch(id, { archived })
+    drafts.value = drafts.value.filter((d) => d.session_id !== id)
     sessions.value = sessions.value.filter((s) => s.session_id !== id)
+    if (known && isDraft(id)) refreshSoon()
   }
 
   async function remove(id) {

@@ -7,7 +7,9 @@ import { backoffDelay } from '@/lib/backoff.js'
 // Events that belong to the middle of a run. Right after a fresh subscribe (no after_seq)
 // these can only be stale ones still in flight from before it, so they are skipped until
 // the replay (which starts at `stream_start`) or a new run begins.
-const MID_RUN_EVENTS = new Set(['stream', 'tool_call', 'tool_output', 'stream_end', 'ready'])
+const MID_RUN_EVENTS = new Set(['stream', 'tool_call', 'tool_output', 'stream_end', 'ready', 'error'])
+// Answers about the subscription itself, not events of the session's log: never deduplicated.
+const CONTROL_EVENTS = new Set(['resync', 'subscribed', 'pong'])
 const AUTH_CLOSE_CODES = new Set([1008, 4001, 4003, 4401, 4403])
 
 function defaultUrl(token) {
@@ -252,7 +254,7 @@ export const useSocketStore = defineStore('socket', () => {
   /** Whether an event is new (and records its seq); false for duplicates and stale ones. */
   function accept(ev) {
     const sid = ev.session_id
-    if (!sid || typeof ev.seq !== 'number' || ev.type === 'resync') return true
+    if (!sid || typeof ev.seq !== 'number' || CONTROL_EVENTS.has(ev.type)) return true
     if (awaitingReplay.has(sid)) {
       if (MID_RUN_EVENTS.has(ev.type)) return false
       awaitingReplay.delete(sid)
