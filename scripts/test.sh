@@ -1,13 +1,12 @@
 #!/usr/bin/env bash
 # Installs everything the tests need (system packages, Python venv, npm packages,
-# Chromium, Redis), builds the frontend, and runs every suite. Fails on any failure.
+# Chromium), builds the frontend, and runs every suite. Fails on any failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 
 need_apt=()
 command -v chromium >/dev/null || need_apt+=(chromium)
-command -v redis-server >/dev/null || need_apt+=(redis-server)
 command -v setpriv >/dev/null || need_apt+=(util-linux)
 if ((${#need_apt[@]})); then
   if [ "$(id -u)" = 0 ]; then

@@ -116,5 +116,11 @@ def serve(settings: Settings | None = None) -> int:
         lifespan="on",
     )
     server = uvicorn.Server(config)
+    # uvicorn re-raises the stop signal after its graceful shutdown; a requested stop
+    # that canceled every execution cleanly is a success, so that re-raise hits a no-op.
+    import signal
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: None)
     server.run()
     return 0 if server.started else 1

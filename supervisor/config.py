@@ -100,8 +100,7 @@ class Settings:
     runner_args: str = "-m agent_runner"  # what the interpreter runs (a replacement runner for tests)
     exec_timeout: float = 120.0
     # event log
-    event_backend: str = "memory"  # memory | redis
-    redis_url: str = "redis://127.0.0.1:6379/0"
+    event_backend: str = "memory"  # the in-process event log
     event_log_max_events: int = 10_000
     event_log_max_bytes: int = 8 * 1024**2
     event_log_keep_finished: float = 300.0
@@ -183,6 +182,6 @@ def load_settings(env: dict[str, str] | None = None, **overrides: object) -> Set
     settings = Settings(**values, providers=providers)  # type: ignore[arg-type]
     if settings.containment not in ("auto", "cgroup", "pgroup"):
         raise ConfigError("KAKOCLAW_CONTAINMENT must be auto, cgroup or pgroup")
-    if settings.event_backend not in ("memory", "redis"):
-        raise ConfigError("KAKOCLAW_EVENT_BACKEND must be memory or redis")
+    if settings.event_backend != "memory":
+        raise ConfigError("KAKOCLAW_EVENT_BACKEND: only 'memory' is available in this version")
     return settings

@@ -241,7 +241,10 @@ class Hub:
         text = json.dumps(envelope, ensure_ascii=False, separators=(",", ":"))
         delta = event["content"] if event.get("type") == "stream" else None
         log.append(LoggedEvent(seq, execution_id, ts, text, delta), self.max_events, self.max_bytes)
-        log.first_seq_of.setdefault(execution_id, seq)
+        if event.get("type") != "message":
+            # A replay after loading the history starts after the user's message: the
+            # history already holds it.
+            log.first_seq_of.setdefault(execution_id, seq)
         log.last_activity = time.monotonic()
         self.stats.published += 1
         return seq

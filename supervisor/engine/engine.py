@@ -237,6 +237,8 @@ class Engine:
             except (BrokenPipeError, ConnectionResetError):
                 pass  # the runner died before reading: its exit status will tell
             ex.set_state(State.RUNNING)
+            log.info("execution %s started session=%s user=%s pid=%s containment=%s",
+                     ex.id, ex.session_id, ex.user, ex.pid, ex.containment)
             self._publish(ex, {"type": "stream_start"})
             self._execution_event(ex)
             await self._supervise(ex, runner)
