@@ -31,6 +31,17 @@ describe('sessions store', () => {
     expect(s.list[0]).toMatchObject({ session_id: id, title: 'Mine' })
   })
 
+  it('a new chat replaces unused new chats instead of piling up', () => {
+    const s = useSessionsStore()
+    const unused = s.create()
+    const used = s.create()
+    expect(s.drafts.map((d) => d.session_id)).toEqual([used])
+    expect(s.byId(unused)).toBe(null)
+    s.markUsed(used, 'hi')
+    const next = s.create()
+    expect(s.drafts.map((d) => d.session_id)).toEqual([next, used])
+  })
+
   it('renames and archives through PATCH with the id URL-encoded', async () => {
     const s = useSessionsStore()
     await s.refresh()

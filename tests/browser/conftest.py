@@ -59,12 +59,15 @@ def _ensure_frontend_built() -> None:
 
 
 @contextlib.contextmanager
-def running_server():
-    """`kakoclaw serve` on a free port with a fresh data directory; stopped with SIGTERM."""
+def running_server(port: int | None = None, data_dir: Path | None = None):
+    """`kakoclaw serve` on a free port with a fresh data directory; stopped with SIGTERM.
+    Given a port and a data directory, it starts again on them (a restarted server)."""
     _ensure_frontend_built()
-    data_dir = Path(tempfile.mkdtemp(prefix="kakoclaw-e2e-", dir="/tmp"))
-    os.chmod(data_dir, 0o711)  # runners (another user) reach their workspaces through it
-    port = _free_port()
+    own_dir = data_dir is None
+    if data_dir is None:
+        data_dir = Path(tempfile.mkdtemp(prefix="kakoclaw-e2e-", dir="/tmp"))
+        os.chmod(data_dir, 0o711)  # runners (another user) reach their workspaces through it
+    port = port or _free_port()
     env = {
         **os.environ,
         "KAKOCLAW_STORAGE_PATH": str(data_dir),
@@ -75,7 +78,7 @@ def running_server():
         "KAKOCLAW_AGENTS_DEFAULTS_PROVIDER": "offline",
     }
     log_path = data_dir.parent / f"{data_dir.name}.log"
-    log = open(log_path, "wb")
+    log = open(log_path, "ab")
     proc = subprocess.Popen(_kakoclaw() + ["serve"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
@@ -91,7 +94,7 @@ def running_server():
             if time.monotonic() > deadline:
                 pytest.fail(f"the server did not answer within 30 s:\n{log_path.read_text()[-4000:]}")
             time.sleep(0.2)
-        yield {"url": base, "username": "admin", "password": PASSWORD, "log": log_path}
+        yield {"url": base, "username": "admin", "password": PASSWORD, "log": log_path, "port": port, "data_dir": data_dir, "proc": proc}
     finally:
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
@@ -101,8 +104,9 @@ def running_server():
                 proc.kill()
                 proc.wait()
         log.close()
-        shutil.rmtree(data_dir, ignore_errors=True)
-        log_path.unlink(missing_ok=True)
+        if own_dir:
+            shutil.rmtree(data_dir, ignore_errors=True)
+            log_path.unlink(missing_ok=True)
 
 
 @pytest.fixture(scope="session")

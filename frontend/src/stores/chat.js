@@ -78,6 +78,9 @@ export const useChatStore = defineStore('chat', () => {
       let records = []
       let resumeAfter = afterSeq
       try {
+        // A chat made here that has no message yet has nothing on the server to load.
+        const draft = useSessionsStore().drafts.find((d) => d.session_id === sessionId)
+        if (draft && !draft.message_count && afterSeq === null) throw new ApiError(404, 'new chat')
         const data = await api.getSession(sessionId)
         records = Array.isArray(data?.messages) ? data.messages : []
         // The server may say where its live events pick up from this history (just before

@@ -59,6 +59,8 @@ export const useSessionsStore = defineStore('sessions', () => {
 
   function create() {
     const id = newSessionId()
+    // Unused new chats do not pile up: starting another one drops them.
+    drafts.value = drafts.value.filter((d) => d.message_count > 0)
     drafts.value = [{ session_id: id, title: '', archived: false, last_message: '', updated_at: new Date().toISOString(), message_count: 0, active: false, draft: true }, ...drafts.value]
     return id
   }
