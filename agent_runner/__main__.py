@@ -65,7 +65,12 @@ def main() -> int:
         return EXIT_BAD_SPEC
     if spec.workspace and os.path.isdir(spec.workspace):
         os.chdir(spec.workspace)
-    return asyncio.run(_main(spec, out))
+    code = asyncio.run(_main(spec, out))
+    if code == EXIT_TERMINATED:
+        # Canceled: leave at once, without the interpreter's teardown (tens of ms).
+        sys.stderr.flush()
+        os._exit(code)
+    return code
 
 
 if __name__ == "__main__":

@@ -64,7 +64,7 @@ def encode_event(etype: str, **fields: Any) -> bytes:
 class ModelSettings:
     provider: str = "offline"
     model: str = "offline"
-    api_key: str = ""
+    api_key: str = field(default="", repr=False)  # never shown when a spec is printed
     api_base: str = ""
     max_tokens: int = 4096
     temperature: float = 0.7

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from pathlib import Path
@@ -20,6 +21,7 @@ from .chat import ChatService
 from .config import Settings, load_settings
 from .engine import Engine
 from .hub import Hub
+from .looplag import LoopLagMonitor
 from .metrics import Metrics
 from .recorder import Recorder
 from .store import Store
@@ -66,8 +68,11 @@ def create_app(settings: Settings) -> Starlette:
         )
         metrics = Metrics()
         engine = Engine(settings, hub, Recorder(store, metrics))
-        async with engine:
-            metrics.bind(engine, hub)
+        lag = LoopLagMonitor()
+        async with engine, asyncio.TaskGroup() as tasks:
+            stop_lag = asyncio.Event()
+            tasks.create_task(lag.run(stop_lag))
+            metrics.bind(engine, hub, lag)
             app.state.settings = settings
             app.state.store = store
             app.state.auth = Authenticator.from_settings(store, settings)
@@ -80,6 +85,7 @@ def create_app(settings: Settings) -> Starlette:
             try:
                 yield
             finally:
+                stop_lag.set()
                 log.info("shutting down: canceling %d execution(s)", len(engine.live))
         store.close()
 

@@ -108,7 +108,8 @@ class Settings:
 
     @property
     def data_dir(self) -> Path:
-        return Path(os.path.expanduser(self.storage_path))
+        # Absolute: runners change into their workspace, so a relative path would move.
+        return Path(os.path.expanduser(self.storage_path)).resolve()
 
     def provider(self, name: str) -> ProviderConfig:
         return self.providers.get(name) or ProviderConfig(name=name)

@@ -26,8 +26,11 @@ class Metrics:
         self.events = Gauge("kakoclaw_events_published", "Events published since start", registry=r)
         self.cutoffs = Gauge("kakoclaw_subscriber_cutoffs", "Slow subscribers cut off with a resync", registry=r)
         self.pool_idle = Gauge("kakoclaw_runner_pool_idle", "Idle warm runners", registry=r)
+        self.pool_idle_bytes = Gauge("kakoclaw_runner_pool_idle_rss_bytes", "RSS of the idle warm runners", registry=r)
+        self.loop_lag = Gauge("kakoclaw_event_loop_lag_seconds", "Event-loop lag over the last minute",
+                              ["quantile"], registry=r)
 
-    def bind(self, engine: "Engine", hub: "Hub") -> None:
+    def bind(self, engine: "Engine", hub: "Hub", lag=None) -> None:
         """Gauges read live values at scrape time."""
         self.running.set_function(lambda: sum(1 for ex in engine.live.values() if ex.state.value != "queued"))
         self.queued.set_function(lambda: len(engine.admission.queued()))
@@ -35,6 +38,10 @@ class Metrics:
         self.events.set_function(lambda: hub.stats.published)
         self.cutoffs.set_function(lambda: hub.stats.cutoffs)
         self.pool_idle.set_function(lambda: len(engine.pool.idle))
+        self.pool_idle_bytes.set_function(engine.pool.idle_memory)
+        if lag is not None:
+            for q in (0.5, 0.99, 1.0):
+                self.loop_lag.labels(str(q)).set_function(lambda q=q: lag.quantile(q))
 
     def finished(self, ex: "Execution") -> None:
         self.executions.labels(ex.state.value).inc()

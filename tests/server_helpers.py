@@ -48,7 +48,6 @@ class Server:
             "KAKOCLAW_STORAGE_PATH": str(self.data_dir),
             "KAKOCLAW_WEB_PORT": str(self.port),
             "KAKOCLAW_WEB_PASSWORD": ADMIN_PASSWORD,
-            "KAKOCLAW_RUNNER_POOL_SIZE": "0",
             **self.env,
         }
         self.log_path = self.data_dir.parent / f"{self.data_dir.name}-server.log"

@@ -92,9 +92,7 @@ async def active(request: Request) -> JSONResponse:
     """
     user = require_user(request)
     chat: ChatService = request.app.state.chat
-    engine = chat.engine
-    rows = engine.proctable.view(chat.visible_live(user), engine.queue_position)
-    return JSONResponse(rows)
+    return JSONResponse(await chat.engine.active(chat.visible_live(user)))
 
 
 routes = [

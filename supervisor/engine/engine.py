@@ -151,9 +151,11 @@ class Engine:
     def queue_position(self, ex: Execution) -> int | None:
         return self.admission.position(ex.id)
 
-    def active(self) -> list[dict]:
+    async def active(self, executions: list[Execution] | None = None) -> list[dict]:
         """Live executions with their processes, from the live process table."""
-        return self.proctable.view(self.running(), self.queue_position)
+        if not self.proctable.fresh():
+            await asyncio.to_thread(self.proctable.refresh, self.running())
+        return self.proctable.view(self.running() if executions is None else executions, self.queue_position)
 
     def orphans(self) -> list[dict]:
         """Processes of this instance that belong to no live execution."""
@@ -357,10 +359,11 @@ class Engine:
             if unit.signal_all(signal.SIGTERM):
                 used = "SIGTERM"
             deadline = stop.requested_at + stop.grace
-            pause = 0.002
             while not unit.is_empty() and not stop.force and time.monotonic() < deadline:
+                # Poll briskly at first (a cooperative runner is gone in tens of ms), then less.
+                elapsed = time.monotonic() - stop.requested_at
+                pause = unit.poll_interval if elapsed < 0.5 else 5 * unit.poll_interval
                 await asyncio.sleep(min(pause, max(0.0, deadline - time.monotonic())))
-                pause = min(pause * 1.5, 0.05)
         if not unit.is_empty():
             used = "SIGKILL"
             await self._empty_unit(unit, force=True)
@@ -451,28 +454,28 @@ class Engine:
                 adopted.discard(pid)
 
     async def _monitor(self) -> None:
-        """Per-process limits (memory, process count), orphan reaping, event-log GC."""
+        """Samples the process table; enforces memory and process-count limits; reaps
+        adopted orphans; forgets old events."""
         s = self.settings
         tick = 0
         while not self._closing.is_set():
             try:
-                await asyncio.wait_for(self._closing.wait(), 1.0)
+                await asyncio.wait_for(self._closing.wait(), 0.5)
             except asyncio.TimeoutError:
                 pass
             tick += 1
             running = [ex for ex in self.live.values() if ex.state is State.RUNNING and ex.unit is not None]
-            if running:
-                usage = await asyncio.to_thread(self.proctable.usage, running)
-                for ex in running:
-                    count, rss = usage.get(ex.id, (0, 0))
-                    if s.runner_max_processes and count > s.runner_max_processes:
-                        ex.request_stop(StopRequest("limit", 0.0, force=True,
-                                                    message=f"process limit of {s.runner_max_processes} exceeded ({count})"))
-                    elif s.runner_memory and rss > s.runner_memory:
-                        ex.request_stop(StopRequest("limit", 0.0, force=True,
-                                                    message=f"memory limit of {s.runner_memory} bytes exceeded ({rss})"))
+            await asyncio.to_thread(self.proctable.refresh, list(self.live.values()))
+            for ex in running:
+                count, rss = self.proctable.usage(ex)
+                if s.runner_max_processes and count > s.runner_max_processes:
+                    ex.request_stop(StopRequest("limit", 0.0, force=True,
+                                                message=f"process limit of {s.runner_max_processes} exceeded ({count})"))
+                elif s.runner_memory and rss > s.runner_memory:
+                    ex.request_stop(StopRequest("limit", 0.0, force=True,
+                                                message=f"memory limit of {s.runner_memory} bytes exceeded ({rss})"))
             self._reap_orphans()
-            if tick % 10 == 0:
+            if tick % 20 == 0:
                 self.hub.gc()
 
     def new_unit(self) -> Unit:

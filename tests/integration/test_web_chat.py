@@ -93,7 +93,11 @@ def test_cancel_of_a_sigterm_ignoring_setsid_tool_over_http(server, admin_token)
                     break
                 await asyncio.sleep(0.1)
             async with httpx.AsyncClient(base_url=server.url, headers={"Authorization": f"Bearer {admin_token}"}) as c:
-                active = (await c.get("/api/v1/chat/active")).json()
+                for _ in range(50):  # the process table is sampled about twice a second
+                    active = (await c.get("/api/v1/chat/active")).json()
+                    if f"sleep {token}" in json.dumps(active):
+                        break
+                    await asyncio.sleep(0.2)
                 r = await c.post("/api/v1/chat/cancel", json={"session_id": session, "grace_s": 1}, timeout=30)
             events = await ws_events_until(ws, lambda e: e["type"] == "ready")
             return active, r.json(), events

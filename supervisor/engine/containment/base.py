@@ -11,6 +11,8 @@ from abc import ABC, abstractmethod
 class Unit(ABC):
     """The set of processes belonging to one execution."""
 
+    poll_interval = 0.002  # seconds between emptiness checks while waiting on a cancel
+
     def __init__(self, unit_id: str) -> None:
         self.id = unit_id
         self.created = time.time()

@@ -45,6 +45,8 @@ def _sid(pid: int) -> int | None:
 
 
 class PgroupUnit(Unit):
+    poll_interval = 0.01  # each check scans the whole process table
+
     def __init__(self, unit_id: str, mode: "PgroupMode") -> None:
         super().__init__(unit_id)
         self._mode = mode
