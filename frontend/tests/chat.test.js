@@ -124,6 +124,17 @@ describe('chat store', () => {
     expect(conv(chat).messages[0].state).toBe('killed')
   })
 
+  it('keeps the queue position of a waiting run', async () => {
+    const { chat, ws } = await setup()
+    await chat.open(SID)
+    ws.serverSend(envelope('message', 1, { role: 'user', content: 'hi' }, SID))
+    ws.serverSend(envelope('execution', 2, { state: 'queued', position: 3 }, SID))
+    expect(conv(chat)).toMatchObject({ running: true, executionState: 'queued', queuePosition: 3 })
+    ws.serverSend(envelope('stream_start', 3, {}, SID))
+    ws.serverSend(envelope('execution', 4, { state: 'running', pid: 7 }, SID))
+    expect(conv(chat)).toMatchObject({ executionState: 'running', queuePosition: null })
+  })
+
   it('ends a run that stops without stream_end (crash) from the execution event', async () => {
     const { chat, ws } = await setup()
     await chat.open(SID)

@@ -3,6 +3,7 @@ import { mount } from '@vue/test-utils'
 import ChatComposer from '@/components/ChatComposer.vue'
 import ToolCallCard from '@/components/ToolCallCard.vue'
 import MessageStatus from '@/components/MessageStatus.vue'
+import ChatHeader from '@/components/ChatHeader.vue'
 import { toolCard } from '@/lib/messages.js'
 
 describe('ChatComposer keyboard', () => {
@@ -50,5 +51,15 @@ describe('MessageStatus', () => {
     expect(mount(MessageStatus, { props: { state: 'canceled', error: 'Execution canceled by user' } }).text()).toBe('Canceled: Execution canceled by user')
     expect(mount(MessageStatus, { props: { state: 'failed', error: 'Failed to start' } }).text()).toBe('Failed to start')
     expect(mount(MessageStatus, { props: { state: 'killed' } }).text()).toBe('Killed')
+  })
+})
+
+describe('ChatHeader', () => {
+  it('shows a queued run with its place in the queue', () => {
+    const queued = mount(ChatHeader, { props: { title: 'T', running: true, state: 'queued', queuePosition: 2 } })
+    expect(queued.get('[data-testid="chat-running"]').text()).toBe('Queued (#2)')
+    const canceling = mount(ChatHeader, { props: { title: 'T', running: true, state: 'canceling' } })
+    expect(canceling.get('[data-testid="chat-running"]').text()).toBe('Canceling')
+    expect(mount(ChatHeader, { props: { title: 'T', running: false } }).find('[data-testid="chat-running"]').exists()).toBe(false)
   })
 })

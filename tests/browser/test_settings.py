@@ -35,7 +35,9 @@ def test_theme_switch_is_kept(server, logged_in, shoot):
     page.get_by_test_id("nav-settings").click()
     page.get_by_test_id("theme-select").get_by_text("Light").click()
     expect(page.locator("html")).to_have_attribute("data-theme", "light")
-    shoot(page, "settings")
+    expect(page.get_by_test_id("current-model")).to_contain_text("offline")
+    expect(page.get_by_test_id("tool-list")).to_contain_text("exec")
+    shoot(page, "settings", full_page=True)
 
 
 def test_notification_when_a_run_ends_off_screen(context, server, logged_in):

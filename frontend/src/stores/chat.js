@@ -31,6 +31,7 @@ function newConversation(sessionId) {
     awaitingStart: false, // a message was sent, its run has not started yet
     executionId: null,
     executionState: null,
+    queuePosition: null,
     finishedIds: new Set(),
     loadPromise: null,
   }
@@ -238,6 +239,7 @@ export const useChatStore = defineStore('chat', () => {
         break
       case 'execution':
         c.executionState = ev.state || null
+        c.queuePosition = ev.state === 'queued' && typeof ev.position === 'number' ? ev.position : null
         if (RUNNING_STATES.has(ev.state)) {
           markRunning(c, ev.execution_id)
         } else if (isTerminal(ev.state)) {
