@@ -50,9 +50,8 @@ export function createRuntime(router) {
     cleanups.push(socket.onEvent((ev) => chat.handleEvent(ev)))
     cleanups.push(chat.onRunFinished(notifyFinished))
     cleanups.push(
-      tasks.onFinished((exec) =>
-        notifyFinished({ sessionId: exec.session_id, executionId: exec.id, state: exec.state === 'running' ? 'completed' : exec.state }),
-      ),
+      // Seen by polling only: how it ended is not known yet, so the notice does not say.
+      tasks.onFinished((exec) => notifyFinished({ sessionId: exec.session_id, executionId: exec.id, state: null })),
     )
     socket.connect(auth.token)
     tasks.startPolling()
@@ -61,10 +60,9 @@ export function createRuntime(router) {
 
     const onOnline = () => socket.retryNow()
     const onVisible = () => {
-      if (document.visibilityState === 'visible') {
-        socket.retryNow()
-        tasks.refreshActive()
-      }
+      const visible = document.visibilityState !== 'hidden'
+      tasks.setPageHidden(!visible)
+      if (visible) socket.retryNow()
     }
     window.addEventListener('online', onOnline)
     document.addEventListener('visibilitychange', onVisible)

@@ -46,9 +46,17 @@ describe('tasks store', () => {
     release()
     await vi.advanceTimersByTimeAsync(2000)
     expect(polls()).toBe(6)
+    tasks.setPageHidden(true)
+    await vi.advanceTimersByTimeAsync(9999)
+    expect(polls()).toBe(6)
+    await vi.advanceTimersByTimeAsync(1)
+    expect(polls()).toBe(7)
+    tasks.setPageHidden(false) // back: polls at once, then on the usual interval
+    await vi.advanceTimersByTimeAsync(0)
+    expect(polls()).toBe(8)
     tasks.stopPolling()
     await vi.advanceTimersByTimeAsync(10000)
-    expect(polls()).toBe(6)
+    expect(polls()).toBe(8)
   })
 
   it('cancels one, force-kills one, and cancels all with the right bodies', async () => {

@@ -5,6 +5,7 @@ import { api } from '@/api/client.js'
 
 export const DEFAULT_POLL_MS = 2000
 export const FAST_POLL_MS = 1000
+export const HIDDEN_POLL_MS = 10000
 
 export const useTasksStore = defineStore('tasks', () => {
   const active = ref([])
@@ -19,6 +20,7 @@ export const useTasksStore = defineStore('tasks', () => {
   const finishedListeners = new Set()
   let pollTimer = null
   let pollMs = 0
+  let pageHidden = false
   const fastHolders = new Set()
   let inflight = null
 
@@ -74,7 +76,8 @@ export const useTasksStore = defineStore('tasks', () => {
   function schedule() {
     clearInterval(pollTimer)
     pollTimer = null
-    const wanted = pollMs ? (fastHolders.size ? Math.min(pollMs, FAST_POLL_MS) : pollMs) : 0
+    let wanted = pollMs ? (fastHolders.size ? Math.min(pollMs, FAST_POLL_MS) : pollMs) : 0
+    if (wanted && pageHidden) wanted = Math.max(wanted, HIDDEN_POLL_MS)
     if (wanted) pollTimer = setInterval(refreshActive, wanted)
   }
 
@@ -98,6 +101,14 @@ export const useTasksStore = defineStore('tasks', () => {
       fastHolders.delete(holder)
       schedule()
     }
+  }
+
+  /** A hidden tab polls slowly (it still notices runs that end, for notifications). */
+  function setPageHidden(hidden) {
+    if (pageHidden === hidden) return
+    pageHidden = hidden
+    schedule()
+    if (!hidden && pollMs) refreshActive()
   }
 
   async function cancelExecution(id, { force = false } = {}) {
@@ -144,6 +155,7 @@ export const useTasksStore = defineStore('tasks', () => {
     startPolling,
     stopPolling,
     holdFastPolling,
+    setPageHidden,
     cancelExecution,
     cancelSession,
     cancelAll,
