@@ -183,3 +183,20 @@ def test_sidebar_rename_archive_restore_delete(server, logged_in, shoot):
     expect(item).to_have_count(0)
     page.reload()
     expect(page.locator(f'[data-testid="session-item"][data-session-id="{sid}"]')).to_have_count(0)
+
+
+def test_closing_the_tab_does_not_stop_the_run(context, server, logged_in):
+    page = logged_in
+    sid = new_chat(page)
+    send(page, "/sleep 3")
+    expect(last_reply(page)).to_contain_text("tick 1")
+    page.close()
+
+    later = context.new_page()
+    later.wait_for_timeout(3500)
+    later.goto(f"/#/chat/{sid}")
+    reply = last_reply(later)
+    expect(reply).to_contain_text("Slept 3 s.", timeout=15_000)
+    expect(reply).to_have_attribute("data-state", "completed")
+    ticks = re.findall(r"tick (\d+)", reply.inner_text())
+    assert ticks == [str(i) for i in range(1, len(ticks) + 1)] and len(ticks) >= 3, ticks
