@@ -17,6 +17,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from playwright.sync_api import expect
 
 ROOT = Path(__file__).resolve().parents[2]
 STATIC_INDEX = ROOT / "supervisor" / "static" / "index.html"
@@ -31,6 +32,9 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 PASSWORD = "e2e-secret-password"
+
+# Generous waits: CI runs these on two cores next to the server and its runners.
+expect.set_options(timeout=15_000)
 
 
 def _free_port() -> int:
