@@ -4,8 +4,22 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 import time
+
+_TOKEN = re.compile(r"(token=)[^&\s\"']+")
+
+
+class RedactTokens(logging.Filter):
+    """Tokens in URLs (browsers' WebSockets carry them as ?token=) never reach a log."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if "token=" in message:
+            record.msg = _TOKEN.sub(r"\1***", message)
+            record.args = None
+        return True
 
 
 class JsonFormatter(logging.Formatter):
@@ -27,6 +41,7 @@ def configure(level: str = "info", fmt: str = "text") -> None:
         handler.setFormatter(JsonFormatter())
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(RedactTokens())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from ..chat import ChatError, ChatService
-from .deps import require_user
+from .deps import require_admin, require_user
 from .errors import bool_field, error_response, number_field, read_json, str_field
 
 
@@ -95,7 +97,22 @@ async def active(request: Request) -> JSONResponse:
     return JSONResponse(await chat.engine.active(chat.visible_live(user)))
 
 
+async def orphans(request: Request) -> JSONResponse:
+    """Processes of this server's units that belong to no live execution (admin only).
+    ---
+    summary: Orphaned processes
+    tags: [chat]
+    responses:
+      "200": {description: "{orphans: [{pid, ppid, name, cmdline, status, cpu_percent, rss_bytes}]}"}
+      "403": {description: Not an admin.}
+    """
+    require_admin(request)
+    engine = request.app.state.chat.engine
+    return JSONResponse({"orphans": await asyncio.to_thread(engine.orphans)})
+
+
 routes = [
+    Route("/api/v1/chat/orphans", orphans, methods=["GET"]),
     Route("/api/v1/chat/cancel", cancel, methods=["POST"]),
     Route("/api/v1/chat/active", active, methods=["GET"]),
 ]

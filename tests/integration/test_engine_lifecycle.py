@@ -68,3 +68,33 @@ def test_restart_after_sigkill_reconciles(data_dir, mode):
     while survivors(f"sleep {token}") and time.monotonic() < deadline:
         time.sleep(0.1)
     assert survivors(f"sleep {token}") == []
+
+
+def test_processes_of_no_live_execution_are_listed_as_orphans(data_dir, mode):
+    token = f"{6000 + uuid.uuid4().int % 10**6 / 1000:.3f}"
+
+    async def body(engine, hub):
+        from agent_runner.protocol import MARKER_ENV
+
+        if mode == "cgroup":
+            stray = engine.containment.parent / "stray-unit"
+            stray.mkdir()
+            script = f'echo $$ > "{stray}/cgroup.procs"; exec sleep {token}'
+            proc = subprocess.Popen(["sh", "-c", script])
+        else:
+            env = {**os.environ, MARKER_ENV: f"{engine.instance}:gone-unit"}
+            proc = subprocess.Popen(["sleep", token], env=env)
+        try:
+            await wait_for(lambda: survivors(f"sleep {token}"))
+            live = engine.submit(request("s", "/sleep 30"))
+            await wait_for(lambda: live.reply.text)
+            orphans = engine.orphans()
+            await engine.cancel(live.id, grace=0.5)
+            return orphans, live.pid
+        finally:
+            proc.kill()
+            proc.wait()
+
+    orphans, live_pid = run(with_engine(settings_for(data_dir, mode), body))
+    assert [o["cmdline"] for o in orphans] == [f"sleep {token}"]
+    assert live_pid not in [o["pid"] for o in orphans]

@@ -79,6 +79,7 @@ def test_every_route_refuses_bad_tokens_and_never_leaks(server, admin_token):
             r = c.request(method.upper(), url, params={"token": bad["expired"]}, json=bodies.get(method))
             assert r.status_code < 500 and ((path, method) in PUBLIC or r.status_code == 401)
     assert checked == len(routes) * 7
+    assert "token=ey" not in server.log()  # tokens in URLs are redacted from the log
     # bob's cancel-all touched nothing of alice's, and alice still sees her own
     with server.client(alice) as c:
         assert c.get(f"/api/v1/chat/sessions/{session}").json()["messages"][0]["content"] == SECRET_TEXT
