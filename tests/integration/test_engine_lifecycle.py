@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -86,6 +87,9 @@ def test_processes_of_no_live_execution_are_listed_as_orphans(data_dir, mode):
             proc = subprocess.Popen(["sleep", token], env=env)
         try:
             await wait_for(lambda: survivors(f"sleep {token}"))
+            # Older than the next unit by more than process start times' 1 s resolution, so
+            # the fallback's orphan rule cannot attribute it to that unit.
+            await asyncio.sleep(1.5)
             live = engine.submit(request("s", "/sleep 30"))
             await wait_for(lambda: live.reply.text)
             orphans = engine.orphans()
