@@ -113,7 +113,7 @@ def running_server(port: int | None = None, data_dir: Path | None = None):
             log_path.unlink(missing_ok=True)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def server():
     """The server most tests share. Sign-ins are rate limited (5 a minute per address), so
     it is signed in to once over HTTP and pages get that token (see `logged_in`)."""
@@ -125,8 +125,10 @@ def server():
         yield srv
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser():
+    """Package-scoped: Playwright's sync API keeps an event loop running in this thread
+    while it is open, which later tests' asyncio.run() would trip over."""
     from playwright.sync_api import sync_playwright
 
     if not Path(CHROMIUM).exists():
