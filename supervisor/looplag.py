@@ -7,9 +7,9 @@ from collections import deque
 
 
 class LoopLagMonitor:
-    def __init__(self, interval: float = 0.05, window: int = 1200) -> None:
+    def __init__(self, interval: float = 0.05, window: int = 200) -> None:
         self.interval = interval
-        self.samples: deque[float] = deque(maxlen=window)  # seconds late, the last minute
+        self.samples: deque[float] = deque(maxlen=window)  # seconds late, the last 10 s
 
     async def run(self, stop: asyncio.Event) -> None:
         loop = asyncio.get_running_loop()

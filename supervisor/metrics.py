@@ -27,7 +27,7 @@ class Metrics:
         self.cutoffs = Gauge("kakoclaw_subscriber_cutoffs", "Slow subscribers cut off with a resync", registry=r)
         self.pool_idle = Gauge("kakoclaw_runner_pool_idle", "Idle warm runners", registry=r)
         self.pool_idle_bytes = Gauge("kakoclaw_runner_pool_idle_rss_bytes", "RSS of the idle warm runners", registry=r)
-        self.loop_lag = Gauge("kakoclaw_event_loop_lag_seconds", "Event-loop lag over the last minute",
+        self.loop_lag = Gauge("kakoclaw_event_loop_lag_seconds", "Event-loop lag over the last 10 s",
                               ["quantile"], registry=r)
 
     def bind(self, engine: "Engine", hub: "Hub", lag=None) -> None:

@@ -8,7 +8,10 @@ import re
 from html.parser import HTMLParser
 from urllib.parse import urljoin, urlsplit
 
-import httpx
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import httpx
 
 from .base import ToolContext, ToolError
 
@@ -54,6 +57,8 @@ class WebFetchTool:
         self.max_bytes = max_bytes
 
     async def run(self, args: dict, ctx: ToolContext) -> str:
+        import httpx  # here, not at the top: it would add ~60 ms to every runner's start
+
         url = _check_url(args.get("url"))
         max_chars = _max_chars(args.get("max_chars", args.get("maxChars")))
         timeout = httpx.Timeout(self.timeout_s, connect=min(10.0, self.timeout_s))

@@ -12,6 +12,7 @@ import logging
 import os
 import re
 import signal
+import sys
 import time
 from collections import OrderedDict
 from pathlib import Path
@@ -103,6 +104,7 @@ class Engine:
             os.chmod(self.settings.data_dir, 0o711)
         os.chmod(self.workspaces, 0o711)
         self._check_reachable()
+        await self._check_runner_can_start()
         log.info("containment: %s (%s); runners run as %s", self.containment.name, self.containment_reason,
                  self.identity.name or f"uid {os.geteuid()}")
         self._tg = asyncio.TaskGroup()
@@ -120,6 +122,22 @@ class Engine:
                     f"the runner user {self.identity.name!r} cannot reach its workspaces: {part} is not "
                     f"traversable by others (chmod o+x {part}, or choose another KAKOCLAW_STORAGE_PATH)"
                 )
+
+    async def _check_runner_can_start(self) -> None:
+        """Fail at start, clearly, if the runner user cannot run the runner at all."""
+        if self.identity.uid is None:
+            return
+        proc = await asyncio.create_subprocess_exec(
+            *self.identity.drop_argv(), sys.executable, "-c", "import agent_runner.loop",
+            cwd=str(self.workspaces), stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+        )
+        _, err = await proc.communicate()
+        if proc.returncode != 0:
+            raise RuntimeError(
+                f"the runner user {self.identity.name!r} cannot start the runner with {sys.executable}: "
+                f"{err.decode(errors='replace').strip()[-500:]} -- make the installation readable by that "
+                "user, or set KAKOCLAW_RUNNER_USER=root to run tools as root"
+            )
 
     async def __aexit__(self, *exc: object) -> None:
         await self.shutdown()
@@ -460,7 +478,7 @@ class Engine:
         tick = 0
         while not self._closing.is_set():
             try:
-                await asyncio.wait_for(self._closing.wait(), 0.5)
+                await asyncio.wait_for(self._closing.wait(), 1.0)
             except asyncio.TimeoutError:
                 pass
             tick += 1
@@ -475,7 +493,7 @@ class Engine:
                     ex.request_stop(StopRequest("limit", 0.0, force=True,
                                                 message=f"memory limit of {s.runner_memory} bytes exceeded ({rss})"))
             self._reap_orphans()
-            if tick % 20 == 0:
+            if tick % 10 == 0:
                 self.hub.gc()
 
     def new_unit(self) -> Unit:

@@ -1,6 +1,6 @@
 """The live process table, as psutil sees it, grouped by execution.
 
-One sampler pass (off the event loop, about twice a second) reads every execution's
+One sampler pass (off the event loop, once a second) reads every execution's
 processes; /active, `kakoclaw ps` and the limit monitor all use its latest snapshot,
 so asking costs no scan. A snapshot older than MAX_AGE_S is refreshed before use.
 """
@@ -19,7 +19,7 @@ from agent_runner.protocol import MARKER_ENV
 
 from .execution import Execution, iso
 
-MAX_AGE_S = 1.0
+MAX_AGE_S = 1.5
 
 
 def format_duration(seconds: float | None) -> str:

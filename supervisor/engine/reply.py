@@ -9,8 +9,10 @@ from dataclasses import dataclass, field
 
 @dataclass
 class Reply:
-    text: str = ""  # everything streamed in this execution
-    segment: str = ""  # text since the last tool round
+    # Text arrives in many small deltas: kept as parts (appending to a str attribute copies
+    # it every time, quadratic over a long reply).
+    _parts: list[str] = field(default_factory=list)  # everything streamed in this execution
+    _segment_start: int = 0  # index in _parts where the text since the last tool round starts
     final: str | None = None  # the runner's final message, if it sent one
     errors: list[str] = field(default_factory=list)
     usage: dict = field(default_factory=dict)
@@ -22,8 +24,7 @@ class Reply:
         """One runner event -> the client events it becomes."""
         etype = ev["type"]
         if etype == "delta":
-            self.text += ev["text"]
-            self.segment += ev["text"]
+            self._parts.append(ev["text"])
             self._open_turn = None
             return [{"type": "stream", "content": ev["text"]}]
         if etype == "tool_call":
@@ -37,7 +38,7 @@ class Reply:
             if self._open_turn is None:
                 self._open_turn = {"role": "assistant", "content": self.segment, "tool_calls": []}
                 self.transcript.append(self._open_turn)
-                self.segment = ""
+                self._segment_start = len(self._parts)
             self._open_turn["tool_calls"].append(call)
             return [{"type": "tool_call", "call_id": ev["id"], "name": ev["name"], "args": args,
                      "result": "", "status": "started"}]
@@ -60,6 +61,16 @@ class Reply:
             code = "runner_protocol" if ev.get("protocol") else "runner_error"
             return [{"type": "error", "code": code, "message": ev["message"]}]
         return []
+
+    @property
+    def text(self) -> str:
+        """Everything streamed in this execution."""
+        return "".join(self._parts)
+
+    @property
+    def segment(self) -> str:
+        """The text since the last tool round."""
+        return "".join(self._parts[self._segment_start:])
 
     @property
     def content(self) -> str:

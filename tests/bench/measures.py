@@ -305,16 +305,15 @@ def bench_scale(run: Run) -> None:
         proc = psutil.Process(server.proc.pid)
         time.sleep(1)
         base_rss = proc.memory_info().rss
-        result = asyncio.run(_scale(server, token, n, proc))
-        lag99 = _metric_q(server, token, "kakoclaw_event_loop_lag_seconds", "0.99")
+        active_p50, rss_running, ramp_max, lag99 = asyncio.run(_scale(server, token, n, proc))
     finally:
         cleanup(server)
-    active_p50, rss_running = result
     per_exec = max(0, rss_running - base_rss) / n
     run.add(Figure(f"/api/v1/chat/active p50 with {n} running", active_p50, "ms", goal="<= 25 ms", met=active_p50 <= 25))
     run.add(Figure("supervisor memory per execution", per_exec / 1024, "KiB", goal="<= 200 KiB", met=per_exec <= 200 * 1024,
                    baseline=base_rss / 2**20, baseline_name="idle supervisor RSS MiB"))
-    run.add(Figure(f"event-loop lag p99 with {n} running", lag99 * 1000, "ms", goal="<= 50 ms", met=lag99 * 1000 <= 50))
+    run.add(Figure(f"event-loop lag p99 with {n} running", lag99 * 1000, "ms", goal="<= 50 ms", met=lag99 * 1000 <= 50,
+                   note=f"max while the {n} runners started: {ramp_max * 1000:.0f} ms"))
 
 
 def _metric_q(server, token, name, q):
@@ -335,7 +334,9 @@ async def _scale(server, token, n, proc):
             if sum(r["state"] == "running" for r in rows) == n:
                 break
             await asyncio.sleep(0.5)
-        await asyncio.sleep(3)  # settle: every runner streaming its ticks
+        ramp_max = _metric_q(server, token, "kakoclaw_event_loop_lag_seconds", "1.0")
+        await asyncio.sleep(11)  # steady state: every runner streaming its ticks; lag window is 10 s
+        lag99 = _metric_q(server, token, "kakoclaw_event_loop_lag_seconds", "0.99")
         lat = []
         for _ in range(20):
             t0 = time.perf_counter()
@@ -345,7 +346,7 @@ async def _scale(server, token, n, proc):
             await asyncio.sleep(0.1)
         rss = proc.memory_info().rss
         await http.post("/api/v1/chat/cancel", json={"all": True})
-    return statistics.median(lat), rss
+    return statistics.median(lat), rss, ramp_max, lag99
 
 
 BENCHES = {
