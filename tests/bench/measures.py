@@ -162,6 +162,9 @@ async def _cancels(server, token, trials, content, grace, token_sleep=None):
             await sock.send(json.dumps({"type": "message", "session_id": session, "content": content}))
             await until(sock, lambda e: e["type"] in ("stream", "tool_output") or
                         (e["type"] == "tool_call" and e["status"] == "started"))
+            # Let the warm pool finish replacing the runner this message took: on 2 cores a
+            # starting interpreter would otherwise compete with the cancel being measured.
+            await asyncio.sleep(0.3)
             if token_sleep:
                 for _ in range(200):  # the tool is running before we cancel it
                     if survivors(f"sleep {token_sleep}"):
