@@ -97,6 +97,7 @@ class Settings:
     runner_output_bytes: int = 64 * 1024**2
     runner_line_limit: int = 1024**2
     runner_pool_size: int = 2
+    runner_nice: int = 10  # runners yield the CPU to the supervisor, which must stay able to cancel
     runner_args: str = "-m agent_runner"  # what the interpreter runs (a replacement runner for tests)
     exec_timeout: float = 120.0
     # event log

@@ -147,7 +147,10 @@ class ChatSocket:
     async def on_subscribe(self, msg: dict) -> None:
         session_id = self._field(msg, "session_id", str, "a string") or DEFAULT_SESSION
         after = self._field(msg, "after_seq", int, "an integer")
-        if not self.chat.can_see_session(self.user, session_id) and self.chat.store.get_session(session_id):
+        # Subscribing claims a new session id, so that nobody can listen in on a session
+        # before its owner's first message creates it.
+        session = self.chat.store.claim_session(session_id, self.user.id)
+        if session.user_id != self.user.id and not self.user.is_admin:
             raise ChatError("forbidden", "this session belongs to another user")
         self._subscribe(session_id, after)
         await self.send(json.dumps({"type": "subscribed", "session_id": session_id,

@@ -70,6 +70,8 @@ async def list_sessions(request: Request) -> JSONResponse:
     busy = {ex.session_id for ex in chat.engine.running()}
     for row in rows:
         row["active"] = row["session_id"] in busy
+    # A session only subscribed to (claimed, never written to) is not listed yet.
+    rows = [row for row in rows if row["message_count"] or row["active"]]
     return JSONResponse({"sessions": rows})
 
 

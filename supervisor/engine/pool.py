@@ -44,6 +44,7 @@ class RunnerPool:
                 # monitor ends the execution when the unit's RSS passes the limit itself.
                 memory_rlimit=0 if memory_applied else 2 * engine.settings.runner_memory,
                 runner_args=engine.settings.runner_args,
+                nice=engine.settings.runner_nice,
             )
         except BaseException:
             unit.close()

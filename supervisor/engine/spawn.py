@@ -73,6 +73,7 @@ async def spawn_runner(
     cwd: Path,
     memory_rlimit: int = 0,
     runner_args: str = "-m agent_runner",
+    nice: int = 0,
     python: str = sys.executable,
 ) -> RunnerProcess:
     """Start `python -m agent_runner` in unit; it waits on stdin for its job spec."""
@@ -80,7 +81,9 @@ async def spawn_runner(
     if memory_rlimit:
         script.append(f"ulimit -v {max(1, memory_rlimit // 1024)} || exit 126")
     script.append('exec "$@"')
-    argv = ["/bin/sh", "-c", "; ".join(script), "kakoclaw-runner", *identity.drop_argv(), python, *shlex.split(runner_args)]
+    niced = ["nice", "-n", str(nice)] if nice else []
+    argv = ["/bin/sh", "-c", "; ".join(script), "kakoclaw-runner", *niced, *identity.drop_argv(), python,
+            *shlex.split(runner_args)]
     env = runner_env({**unit.env(), "HOME": str(cwd)})
     proc = await asyncio.create_subprocess_exec(
         *argv,

@@ -22,7 +22,11 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="fewer trials, smaller loads (CI)")
     parser.add_argument("--json", type=Path, help="write the figures to this file")
     parser.add_argument("--only", nargs="*", choices=sorted(BENCHES), help="run only these benchmarks")
+    parser.add_argument("--markdown", type=Path, metavar="JSON", help="print a saved run as a Markdown table")
     args = parser.parse_args()
+    if args.markdown:
+        print(markdown(json.loads(args.markdown.read_text())["figures"]))
+        return 0
     run = Run(quick=args.quick)
     started = time.time()
     print(f"KakoClaw benchmarks ({'quick' if args.quick else 'full'}) on {psutil.cpu_count()} cores, "
@@ -44,6 +48,19 @@ def main() -> int:
             "failures": failures,
         }, indent=2))
     return 1 if failures else 0
+
+
+def markdown(figures: list[dict]) -> str:
+    rows = ["| figure | value | baseline (same run) | ratio | goal | met |", "|---|---|---|---|---|---|"]
+    for f in figures:
+        value = f"{f['value']:,.2f} {f['unit']}"
+        if f.get("note"):
+            value += f" ({f['note']})"
+        base = f"{f['baseline']:,.2f} ({f['baseline_name']})" if "baseline" in f else ""
+        ratio = f"{f['ratio']:.2f}" if "ratio" in f else ""
+        met = {True: "yes", False: "**no**"}.get(f.get("met"), "")
+        rows.append(f"| {f['name']} | {value} | {base} | {ratio} | {f.get('goal', '')} | {met} |")
+    return "\n".join(rows)
 
 
 if __name__ == "__main__":

@@ -137,3 +137,19 @@ def test_metrics_and_openapi(server, admin_token):
                  "kakoclaw_subscribers", "kakoclaw_events_published"):
         assert name in text
     assert {"/api/v1/chat/cancel", "/api/v1/chat/active", "/api/v1/chat/sessions", "/api/v1/auth/login"} <= set(spec["paths"])
+
+
+def test_nobody_can_listen_in_on_a_session_before_its_owner_writes(server, admin_token):
+    alice = server.add_user(admin_token, "alice")
+    bob = server.add_user(admin_token, "bob")
+
+    async def body():
+        async with websockets.connect(f"{server.ws_url}?token={bob}") as spy:
+            await spy.send(json.dumps({"type": "subscribe", "session_id": "web:chat:future"}))
+            await ws_events_until(spy, lambda e: e["type"] == "subscribed")
+            async with websockets.connect(f"{server.ws_url}?token={alice}") as ws:
+                await ws.send(json.dumps({"type": "message", "session_id": "web:chat:future", "content": "mine"}))
+                return (await ws_events_until(ws, lambda e: e["type"] == "error"))[-1]
+
+    refused = asyncio.run(body())
+    assert refused["code"] == "forbidden"
