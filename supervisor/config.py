@@ -105,7 +105,7 @@ class Settings:
     event_log_max_events: int = 10_000
     event_log_max_bytes: int = 8 * 1024**2
     event_log_keep_finished: float = 300.0
-    subscriber_queue: int = 4096  # events a subscriber may lag before it is cut off
+    subscriber_queue: int = 10_000  # events a subscriber may lag before it is cut off
 
     @property
     def data_dir(self) -> Path:

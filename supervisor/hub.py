@@ -191,7 +191,7 @@ class Hub:
         max_events: int = 10_000,
         max_bytes: int = 8 * 1024 * 1024,
         keep_finished_s: float = 300.0,
-        queue_size: int = 4096,
+        queue_size: int = 10_000,
     ) -> None:
         self.max_events = max_events
         self.max_bytes = max_bytes

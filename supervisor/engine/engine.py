@@ -265,15 +265,14 @@ class Engine:
         except Exception as exc:  # an engine bug must not leave processes or a hung client
             log.exception("execution %s failed in the engine", ex.id)
             if runner is not None:
-                await self._empty_unit(runner.unit, force=True)
+                await self.empty_unit(runner.unit)
             ex.error = f"internal error: {type(exc).__name__}: {exc}"
             if ex.live:
                 ex.state = State.FAILED
                 ex.ended_at = time.time()
         finally:
             self.admission.release(ex.id)
-            if runner is not None:
-                self.pool.discard(runner)
+            if runner is not None:  # a runner serves one execution only: never back to the pool
                 self._reap_orphans()
             try:
                 self._finish(ex)
@@ -328,7 +327,7 @@ class Engine:
                     sig = await self._stop_unit(ex, unit)
                 else:
                     sig = None
-                    await self._empty_unit(unit, force=True)  # leftovers of a finished run
+                    await self.empty_unit(unit)  # leftovers of a finished run
                 stopped.cancel()
                 try:
                     await asyncio.wait_for(asyncio.shield(reader), 5.0)
@@ -384,11 +383,11 @@ class Engine:
                 await asyncio.sleep(min(pause, max(0.0, deadline - time.monotonic())))
         if not unit.is_empty():
             used = "SIGKILL"
-            await self._empty_unit(unit, force=True)
+            await self.empty_unit(unit)
         ex.cancel_latency_ms = round((time.monotonic() - stop.requested_at) * 1000, 3)
         return used
 
-    async def _empty_unit(self, unit: Unit, force: bool) -> None:
+    async def empty_unit(self, unit: Unit) -> None:
         """SIGKILL until the unit is empty (a fork loop may add members between kills)."""
         pause = 0.002
         deadline = time.monotonic() + 30

@@ -19,11 +19,9 @@ class LineFramer:
     line_limit: int = 1024 * 1024
     _buf: bytearray = field(default_factory=bytearray)
     _skipping: bool = False  # inside an over-long line, dropping bytes until its newline
-    bytes_seen: int = 0
 
     def feed(self, chunk: bytes) -> Iterator[dict]:
         """Yield one event per complete line in chunk (an error event for each bad line)."""
-        self.bytes_seen += len(chunk)
         start = 0
         while True:
             nl = chunk.find(b"\n", start)

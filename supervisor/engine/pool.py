@@ -64,9 +64,6 @@ class RunnerPool:
         self._wanted.set()
         return await self.spawn()
 
-    def discard(self, runner: RunnerProcess) -> None:
-        """A runner that served its execution is never reused."""
-
     async def run(self) -> None:
         """Keep `size` idle runners ready until closed."""
         if self.size == 0:
@@ -89,7 +86,7 @@ class RunnerPool:
 
     async def _dispose(self, runner: RunnerProcess) -> None:
         runner.unit.kill_all()
-        await self.engine._empty_unit(runner.unit, force=True)
+        await self.engine.empty_unit(runner.unit)
         try:
             await asyncio.wait_for(runner.proc.wait(), 5)
         except asyncio.TimeoutError:

@@ -98,6 +98,3 @@ async def spawn_runner(
     unit.attach(proc.pid)
     return RunnerProcess(proc=proc, unit=unit)
 
-
-def describe(argv: list[str]) -> str:
-    return " ".join(shlex.quote(a) for a in argv)

@@ -212,6 +212,8 @@ async def _flood(server, token, n):
                     sample = json.dumps(ev)
             if ev["type"] == "stream_end":
                 break
+            if ev["type"] == "resync":
+                raise RuntimeError(f"the client was cut off after {deltas} of {n} deltas: {ev['reason']}")
         elapsed = time.perf_counter() - t0
     assert deltas == n, (deltas, n)
     sample = sample or json.dumps({"type": "stream", "content": "x12345 ", "seq": 1795617280385000,
@@ -282,6 +284,8 @@ async def _fanout(server, token, subs, rate, seconds, stalled):
                         n += 1
                     first = first or now
                     last = now
+                if ev["type"] == "resync":
+                    raise RuntimeError(f"a subscriber was cut off: {ev['reason']}")
                 if ev["type"] == "stream_end":
                     return lat, n / max(1e-9, (last - first)) if first and last and last > first else 0.0
 
