@@ -70,6 +70,23 @@ def _signame(sig: int) -> str:
         return f"signal {sig}"
 
 
+def _use_pidfd_child_watcher():
+    """Python 3.11 waits for each child in a thread of its own; starting hundreds of
+    threads stalls the event loop for seconds. A pidfd per child, watched by the loop
+    itself, costs nothing (3.12 does this by default). Returns the watcher it replaced."""
+    if sys.version_info >= (3, 12) or not hasattr(asyncio, "PidfdChildWatcher"):
+        return None
+    try:
+        os.close(os.pidfd_open(os.getpid()))
+    except (AttributeError, OSError):
+        return None
+    previous = asyncio.get_child_watcher()
+    watcher = asyncio.PidfdChildWatcher()
+    watcher.attach_loop(asyncio.get_running_loop())
+    asyncio.set_child_watcher(watcher)
+    return previous
+
+
 class Engine:
     def __init__(self, settings: Settings, hub: Hub, observer: Observer | None = None) -> None:
         self.settings = settings
@@ -90,6 +107,7 @@ class Engine:
         self._tg: asyncio.TaskGroup | None = None
         self._closing = asyncio.Event()
         self._units = 0
+        self._previous_watcher = None
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -107,6 +125,7 @@ class Engine:
         await self._check_runner_can_start()
         log.info("containment: %s (%s); runners run as %s", self.containment.name, self.containment_reason,
                  self.identity.name or f"uid {os.geteuid()}")
+        self._previous_watcher = _use_pidfd_child_watcher()
         self._tg = asyncio.TaskGroup()
         await self._tg.__aenter__()
         self._tg.create_task(self._monitor(), name="engine-monitor")
@@ -143,6 +162,8 @@ class Engine:
         await self.shutdown()
         assert self._tg is not None
         await self._tg.__aexit__(None, None, None)
+        if self._previous_watcher is not None:
+            asyncio.set_child_watcher(self._previous_watcher)
 
     async def shutdown(self) -> None:
         """Cancel every execution (recorded as interrupted) and wait until all units are empty."""

@@ -78,6 +78,10 @@ async def spawn_runner(
 ) -> RunnerProcess:
     """Start `python -m agent_runner` in unit; it waits on stdin for its job spec."""
     script = [unit.wrap_script()]
+    if nice and unit.new_session:
+        # A new session is a new scheduler autogroup where autogroups are on, and nice
+        # only ranks processes within one: the group itself must be niced too.
+        script.append(f"echo {nice} > /proc/self/autogroup 2>/dev/null")
     if memory_rlimit:
         script.append(f"ulimit -v {max(1, memory_rlimit // 1024)} || exit 126")
     script.append('exec "$@"')
