@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import time
 
 import psutil
 
@@ -68,11 +69,7 @@ class PgroupUnit(Unit):
 
     def _scan(self) -> dict[int, psutil.Process]:
         """Find the members in the live process table."""
-        procs: dict[int, psutil.Process] = {}
-        children: dict[int, list[int]] = {}
-        for proc in psutil.process_iter(["pid", "ppid", "create_time"]):
-            procs[proc.pid] = proc
-            children.setdefault(proc.info["ppid"], []).append(proc.pid)
+        procs, children, sids = self._mode.table()
         me = os.getpid()
         others = self._mode.leaders_except(self)
         members: dict[int, psutil.Process] = {}
@@ -85,12 +82,12 @@ class PgroupUnit(Unit):
                 continue
             if proc.info["create_time"] + 1 < self.created:
                 continue  # older than the unit: cannot belong to it
-            if self.leader_pid and _sid(pid) == self.leader_pid:
+            if self.leader_pid and sids.get(pid) == self.leader_pid:
                 members[pid] = proc
             elif proc.info["ppid"] == me and pid not in others and pid != self.leader_pid:
                 if self._mode.claim_orphan(pid, self):
                     members[pid] = proc
-            elif _marker_of(proc) == self.marker:
+            elif self._mode.marker_of(proc) == self.marker:
                 members[pid] = proc
         # Descendants of any member are members.
         stack = list(members)
@@ -128,10 +125,7 @@ class PgroupUnit(Unit):
 
 
 def _alive(proc: psutil.Process) -> bool:
-    try:
-        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
-    except psutil.Error:
-        return False
+    return proc.info.get("status") != psutil.STATUS_ZOMBIE
 
 
 class PgroupMode(ContainmentMode):
@@ -143,6 +137,35 @@ class PgroupMode(ContainmentMode):
         self.units: dict[str, PgroupUnit] = {}
         self.adopted: set[int] = set()  # orphans re-parented to us, ours to reap
         self._orphan_owner: dict[int, str] = {}
+        self._table: tuple[float, dict, dict, dict] | None = None
+        self._markers: dict[tuple[int, float], str | None] = {}
+
+    TABLE_TTL_S = 0.005  # units asking within this share one scan (the sampler asks for all)
+
+    def table(self) -> tuple[dict[int, psutil.Process], dict[int, list[int]], dict[int, int | None]]:
+        """The process table: processes by pid, children by parent, session by pid."""
+        cached = self._table
+        now = time.monotonic()
+        if cached is not None and now - cached[0] < self.TABLE_TTL_S:
+            return cached[1], cached[2], cached[3]
+        procs: dict[int, psutil.Process] = {}
+        children: dict[int, list[int]] = {}
+        sids: dict[int, int | None] = {}
+        for proc in psutil.process_iter(["pid", "ppid", "create_time", "status"]):
+            procs[proc.pid] = proc
+            children.setdefault(proc.info["ppid"], []).append(proc.pid)
+            sids[proc.pid] = _sid(proc.pid)
+        live = {(pid, p.info["create_time"]) for pid, p in procs.items()}
+        self._markers = {k: v for k, v in self._markers.items() if k in live}
+        self._table = (now, procs, children, sids)
+        return procs, children, sids
+
+    def marker_of(self, proc: psutil.Process) -> str | None:
+        """A process's marker, read once per process (its initial environment)."""
+        key = (proc.pid, proc.info["create_time"])
+        if key not in self._markers:
+            self._markers[key] = _marker_of(proc)
+        return self._markers[key]
 
     def new_unit(self, unit_id: str) -> Unit:
         unit = PgroupUnit(unit_id, self)
