@@ -28,10 +28,18 @@ class RunnerPool:
         self._wanted = asyncio.Event()
         self._closed = False
         self.spawned = 0
+        # Joining a cgroup takes a kernel-wide lock that every fork() also needs: with
+        # hundreds of runners joining at once the supervisor's own forks stalled its event
+        # loop for seconds. At most two runners are on their way into a unit at a time.
+        self._joining = asyncio.Semaphore(2)
         self.hits = 0
         self.misses = 0
 
     async def spawn(self) -> RunnerProcess:
+        async with self._joining:
+            return await self._spawn_and_join()
+
+    async def _spawn_and_join(self) -> RunnerProcess:
         engine = self.engine
         unit = engine.new_unit()
         memory_applied, _ = unit.kernel_limits
@@ -50,6 +58,11 @@ class RunnerPool:
             unit.close()
             raise
         self.spawned += 1
+        deadline = asyncio.get_running_loop().time() + 5
+        while not unit.joined(runner.pid) and runner.proc.returncode is None:
+            if asyncio.get_running_loop().time() > deadline:
+                break  # let the execution go on; its exit status will tell if it failed
+            await asyncio.sleep(0.002)
         return runner
 
     async def take(self) -> RunnerProcess:

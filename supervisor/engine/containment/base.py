@@ -33,6 +33,10 @@ class Unit(ABC):
     def attach(self, pid: int) -> None:
         self.leader_pid = pid
 
+    def joined(self, pid: int) -> bool:
+        """Whether the spawned process has entered the unit (at once, where joining is implicit)."""
+        return True
+
     @abstractmethod
     def pids(self) -> set[int]:
         """The live member processes now."""

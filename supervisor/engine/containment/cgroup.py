@@ -64,6 +64,9 @@ class CgroupUnit(Unit):
                 pass
         return mem, pids
 
+    def joined(self, pid: int) -> bool:
+        return pid in self.pids()
+
     def _member(self, pid: int) -> bool:
         try:
             with open(f"/proc/{pid}/cgroup") as fh:
