@@ -162,6 +162,7 @@ class Engine:
         await self.shutdown()
         assert self._tg is not None
         await self._tg.__aexit__(None, None, None)
+        self.containment.close()
         if self._previous_watcher is not None:
             asyncio.set_child_watcher(self._previous_watcher)
 

@@ -98,6 +98,9 @@ def test_processes_of_no_live_execution_are_listed_as_orphans(data_dir, mode):
         finally:
             proc.kill()
             proc.wait()
+            if mode == "cgroup":
+                await wait_for(lambda: not (stray / "cgroup.procs").read_text().strip())
+                stray.rmdir()
 
     orphans, live_pid = run(with_engine(settings_for(data_dir, mode), body))
     assert [o["cmdline"] for o in orphans] == [f"sleep {token}"]

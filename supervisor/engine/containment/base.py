@@ -68,6 +68,9 @@ class ContainmentMode(ABC):
     @abstractmethod
     def new_unit(self, unit_id: str) -> Unit: ...
 
+    def close(self) -> None:
+        """Release what the mode holds once every unit is closed."""
+
     @abstractmethod
     def reconcile(self) -> list[int]:
         """Kill what a previous supervisor of this instance left behind; return the pids."""

@@ -144,6 +144,10 @@ class CgroupMode(ContainmentMode):
                 return False, f"{test}/cgroup.procs is not writable"
         finally:
             test.rmdir()
+            try:
+                parent.rmdir()  # only if empty; the mode itself creates it again
+            except OSError:
+                pass
         return True, f"cgroup v2 at {parent}"
 
     def _enable_controllers(self) -> None:
@@ -153,6 +157,12 @@ class CgroupMode(ContainmentMode):
             wanted = [c for c in ("memory", "pids") if c in available]
             if wanted:
                 _write(self.parent / "cgroup.subtree_control", " ".join("+" + c for c in wanted))
+        except OSError:
+            pass
+
+    def close(self) -> None:
+        try:
+            self.parent.rmdir()  # only if empty: units left behind stay for the next start
         except OSError:
             pass
 
