@@ -5,6 +5,8 @@ A user sees and cancels only their own sessions and executions; an admin sees al
 
 from __future__ import annotations
 
+import asyncio
+
 from agent_runner.protocol import ModelSettings
 from agent_runner.providers import PROVIDER_NAMES
 from agent_runner.tools import all_tools
@@ -143,8 +145,6 @@ class ChatService:
         force: bool = False,
         wait: bool = True,
     ) -> list[CancelOutcome]:
-        import asyncio
-
         targets = self.targets(user, session_id=session_id, execution_id=execution_id, all_=all_)
         outcomes = await asyncio.gather(
             *(self.engine.cancel(ex.id, grace=grace, force=force, wait=wait) for ex in targets)

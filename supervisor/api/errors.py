@@ -94,3 +94,32 @@ def bool_field(body: Mapping[str, Any], name: str, *, required: bool = False, de
 def number_field(body: Mapping[str, Any], name: str, *, required: bool = False, default: float | None = None) -> Any:
     """`body[name]` as an int or float, not a boolean (400 "<name> must be a number")."""
     return _field(body, name, (int, float), "a number", required, default)
+
+
+def int_query(request: Request, name: str, default: int, low: int, high: int) -> int:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise HTTPException(400, f"{name} must be an integer") from None
+    if not low <= value <= high:
+        raise HTTPException(400, f"{name} must be between {low} and {high}")
+    return value
+
+
+def bool_query(request: Request, name: str) -> bool | None:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return None
+    if raw.lower() in ("true", "1", "yes"):
+        return True
+    if raw.lower() in ("false", "0", "no"):
+        return False
+    raise HTTPException(400, f"{name} must be true or false")
+
+
+def page_params(request: Request) -> dict[str, int]:
+    """`limit` (1-500, default 50) and `offset` from the query string."""
+    return {"limit": int_query(request, "limit", 50, 1, 500), "offset": int_query(request, "offset", 0, 0, 10**9)}

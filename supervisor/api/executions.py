@@ -9,19 +9,17 @@ from starlette.routing import Route
 
 from ..chat import ChatService
 from ..engine import TERMINAL, State
+from ..store import parse_time
 from .deps import require_user
-from .sessions import _int_param
+from .errors import page_params
 
 STATES = {s.value for s in State}
 
 
 def _shape(record: dict, usernames: dict[int, str]) -> dict:
     out = dict(record)
-    out.pop("stderr_tail", None) if "stderr_tail" in out and out["stderr_tail"] is None else None
     out["user"] = usernames.get(out.get("user_id"), "")
     if out.get("started_at") and out.get("ended_at"):
-        from ..store import parse_time
-
         out["duration_s"] = round((parse_time(out["ended_at"]) - parse_time(out["started_at"])).total_seconds(), 3)
     else:
         out["duration_s"] = None
@@ -51,8 +49,7 @@ async def list_executions(request: Request) -> JSONResponse:
         None if user.is_admin else user.id,
         session_id=request.query_params.get("session_id") or None,
         state=state,
-        limit=_int_param(request, "limit", 50, 1, 500),
-        offset=_int_param(request, "offset", 0, 0, 10**9),
+        **page_params(request),
     )
     names = {u.id: u.username for u in chat.store.list_users()}
     return JSONResponse({"executions": [_shape(r.to_dict(), names) for r in rows], "total": total})

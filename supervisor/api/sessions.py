@@ -10,31 +10,7 @@ from starlette.routing import Route
 from ..chat import ChatService
 from ..store import User
 from .deps import require_user
-from .errors import bool_field, read_json, str_field
-
-
-def _int_param(request: Request, name: str, default: int, low: int, high: int) -> int:
-    raw = request.query_params.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise HTTPException(400, f"{name} must be an integer") from None
-    if not low <= value <= high:
-        raise HTTPException(400, f"{name} must be between {low} and {high}")
-    return value
-
-
-def _bool_param(request: Request, name: str) -> bool | None:
-    raw = request.query_params.get(name)
-    if raw is None or raw == "":
-        return None
-    if raw.lower() in ("true", "1", "yes"):
-        return True
-    if raw.lower() in ("false", "0", "no"):
-        return False
-    raise HTTPException(400, f"{name} must be true or false")
+from .errors import bool_field, bool_query, page_params, read_json, str_field
 
 
 def _owned(request: Request, user: User) -> str:
@@ -63,9 +39,8 @@ async def list_sessions(request: Request) -> JSONResponse:
     chat: ChatService = request.app.state.chat
     rows = chat.store.list_sessions(
         None if user.is_admin else user.id,
-        archived=_bool_param(request, "archived"),
-        limit=_int_param(request, "limit", 50, 1, 500),
-        offset=_int_param(request, "offset", 0, 0, 10**9),
+        archived=bool_query(request, "archived"),
+        **page_params(request),
     )
     busy = {ex.session_id for ex in chat.engine.running()}
     for row in rows:
